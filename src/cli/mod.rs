@@ -1,0 +1,210 @@
+//! The command line: `poolscope run DIR` and friends. Errors print as one `error:` line
+//! and exit with the codes of DESIGN §7.
+
+mod progress;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Halt, Order, PoolSettings};
+
+/// Exit codes (DESIGN §7).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const TASKS_FAILED: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "poolscope",
+    version,
+    about = "Run a directory of tasks on a pool of processes and watch it work",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Task directory to open in the desktop app.
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a task directory headless, with a progress bar on a terminal.
+    Run(RunArgs),
+    /// Internal: the guardian process that kills what a dead poolscope left behind.
+    #[command(name = "__guardian", hide = true)]
+    Guardian { prefix: String },
+}
+
+/// `poolscope run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The task directory.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// Record the run in this directory instead of DIR/.poolscope/runs/<time>/.
+    #[arg(long, value_name = "RUNDIR")]
+    pub out: Option<PathBuf>,
+    /// Rerun only the tasks without a successful joblog line in RUNDIR (default: the latest run).
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the tasks with their expanded commands and the ignored files; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Cap of each saved output stream, e.g. 100MiB or 1048576.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "100MiB")]
+    pub output_cap: u64,
+}
+
+/// Flags for every `[pool]` setting; they override the manifest.
+#[derive(Debug, Args, Default)]
+pub struct PoolArgs {
+    /// Worker slots (default: the manifest's, else the number of logical CPUs).
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: Option<u64>,
+    /// Per-attempt time limit, e.g. 30s, 2m.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Extra attempts after a failure.
+    #[arg(long)]
+    pub retries: Option<u32>,
+    /// After a failure: never, soon (start nothing new) or now (also kill running tasks).
+    #[arg(long, value_parser = parse_halt)]
+    pub halt: Option<Halt>,
+    /// listed, or longest-first (by the durations of the previous run).
+    #[arg(long, value_parser = parse_order)]
+    pub order: Option<Order>,
+    /// Pin worker slot i to core i mod ncores.
+    #[arg(long)]
+    pub pin: bool,
+    /// Persistent workers: recycle a worker after this many tasks (0 = never).
+    #[arg(long)]
+    pub max_tasks_per_worker: Option<u32>,
+}
+
+impl PoolArgs {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            workers: self.workers.map(|w| w as usize),
+            timeout: self.timeout,
+            retries: self.retries,
+            halt: self.halt,
+            order: self.order,
+            pin: self.pin.then_some(true),
+            max_tasks_per_worker: self.max_tasks_per_worker,
+        }
+    }
+}
+
+fn parse_halt(s: &str) -> Result<Halt, String> {
+    match s {
+        "never" => Ok(Halt::Never),
+        "soon" => Ok(Halt::Soon),
+        "now" => Ok(Halt::Now),
+        _ => Err(format!("`{s}` is not a halt mode; use never, soon or now")),
+    }
+}
+
+fn parse_order(s: &str) -> Result<Order, String> {
+    match s {
+        "listed" => Ok(Order::Listed),
+        "longest-first" => Ok(Order::LongestFirst),
+        _ => Err(format!(
+            "`{s}` is not an order; use listed or longest-first"
+        )),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 100MiB, 64KiB or 1048576"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        _ => return Err(format!("`{s}` has an unknown unit; use B, KiB, MiB or GiB")),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
+/// A command failed: what to print, and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl ToString) -> Self {
+        Failure {
+            code: exit::BAD_INPUT,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Parse the command line, run it, and turn the result into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
+        None => open_app(cli.dir),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn open_app(dir: Option<PathBuf>) -> Result<u8, Failure> {
+    let hint = match dir {
+        Some(d) => format!("run it headless with `poolscope run {}`", d.display()),
+        None => "run a task directory headless with `poolscope run DIR`".to_string(),
+    };
+    Err(Failure::bad_input(format!(
+        "this build of poolscope has no desktop app yet; {hint}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("100MiB"), Ok(100 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! Progress while a run goes: a bar with ETA on a terminal, plain lines otherwise.
+
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::event::{AttemptRecord, Event};
+use crate::state::RunState;
+
+pub enum Progress {
+    Bar(ProgressBar),
+    Lines,
+    Quiet,
+}
+
+impl Progress {
+    /// A bar on a terminal; plain lines on stderr otherwise; nothing with `--json` off a terminal.
+    pub fn new(terminal: bool, json: bool) -> Self {
+        if terminal {
+            let bar = ProgressBar::new(0);
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Progress::Bar(bar)
+        } else if json {
+            Progress::Quiet
+        } else {
+            Progress::Lines
+        }
+    }
+
+    pub fn on_event(&mut self, event: &Event, state: &RunState) {
+        match (self, event) {
+            (Progress::Bar(bar), Event::RunStarted(info)) => {
+                bar.set_length(info.tasks.len() as u64)
+            }
+            (Progress::Bar(bar), Event::AttemptFinished(_) | Event::TaskSkipped { .. }) => {
+                let c = state.counts();
+                bar.set_position((c.done() + c.skipped) as u64);
+                let eta = state.eta().map_or_else(String::new, |d| {
+                    format!(" · ETA {}", super::report::seconds(d))
+                });
+                bar.set_message(format!(
+                    "ok {} · failed {} · timed out {} · running {}{eta}",
+                    c.ok, c.failed, c.timed_out, c.running
+                ));
+            }
+            (Progress::Lines, Event::AttemptFinished(record)) => {
+                let total = state.tasks.len();
+                let done = state.counts().done();
+                let line = line(record, state, done, total);
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+            (_, Event::RecordProblem(problem)) => eprintln!("warning: {problem}"),
+            _ => {}
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn line(record: &AttemptRecord, state: &RunState, done: usize, total: usize) -> String {
+    let width = total.to_string().len();
+    let name = state
+        .info
+        .as_ref()
+        .and_then(|i| i.tasks.get(record.key.seq - 1))
+        .map_or("", |t| t.name.as_str());
+    let retry = if record.is_final { "" } else { " (will retry)" };
+    let mut line = format!(
+        "[{done:>width$}/{total}] {:<10} {:>9}  #{} {}  (slot {}, pid {}){retry}",
+        record.outcome.describe_short(),
+        super::report::seconds(record.wall()),
+        record.key.seq,
+        name,
+        record.slot,
+        record.pid,
+    );
+    if !record.outcome.is_success()
+        && let Some(last) = record.stderr_tail.lines().last()
+    {
+        line.push_str(": ");
+        line.push_str(last);
+    }
+    line
+}

@@ -1,0 +1,93 @@
+//! `poolscope run DIR`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::progress::Progress;
+use super::{Failure, RunArgs, exit, report};
+use crate::engine::{self, RunError, RunOptions};
+use crate::event::{Control, Event};
+use crate::record::Summary;
+use crate::state::RunState;
+use crate::taskdir;
+
+pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+    let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
+    let config = args.pool.settings().or(&dir.pool).resolve();
+    if args.dry_run {
+        report::print_load_report(&dir, &config);
+        return Ok(exit::OK);
+    }
+    let run_dir = match (&args.out, args.resume) {
+        (Some(out), _) => out.clone(),
+        (None, true) => engine::latest_run(&dir.root).ok_or_else(|| {
+            Failure::bad_input(format!(
+                "--resume found no earlier run in {}; run without --resume first, or pass --out RUNDIR",
+                crate::record::rundir::runs_folder(&dir.root).display()
+            ))
+        })?,
+        (None, false) => RunOptions::new_for(&dir).run_dir,
+    };
+    let options = RunOptions {
+        run_dir,
+        resume: args.resume,
+        output_cap: args.output_cap,
+        guardian: std::env::current_exe().ok(),
+    };
+    let handle = engine::start(&dir, config, options).map_err(|e| match e {
+        RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),
+        other => Failure {
+            code: exit::TASKS_FAILED,
+            message: other.to_string(),
+        },
+    })?;
+    let signals = Arc::new(AtomicU32::new(0));
+    install_interrupt(handle.controller(), Arc::clone(&signals));
+    let mut state = RunState::new();
+    let mut progress = Progress::new(std::io::stderr().is_terminal(), args.json);
+    for event in handle.events.iter() {
+        state.apply(&event);
+        progress.on_event(&event, &state);
+        if matches!(event, Event::RunFinished { .. }) {
+            break;
+        }
+    }
+    progress.finish();
+    handle.join();
+    let tasks: Vec<_> = dir.tasks.iter().cloned().map(Arc::new).collect();
+    let summary = Summary::of(&state, &tasks);
+    if args.json {
+        match serde_json::to_string_pretty(&summary) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot print the summary as JSON: {e}"),
+        }
+    } else {
+        report::print_summary(&state, &summary);
+    }
+    Ok(exit_code(&summary, signals.load(Ordering::SeqCst) > 0))
+}
+
+fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
+    let t = &summary.totals;
+    if interrupted {
+        exit::INTERRUPTED
+    } else if t.failed + t.timed_out > 0 || t.not_run > 0 || summary.interrupted {
+        exit::TASKS_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// Ctrl-C (or SIGTERM/SIGHUP) kills the running tasks and ends the run with what was
+/// recorded; a second one exits at once (the guardian cleans up).
+fn install_interrupt(controls: crossbeam_channel::Sender<Control>, count: Arc<AtomicU32>) {
+    let _ = ctrlc::set_handler(move || {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            eprintln!("\ninterrupted: stopping the running tasks (again to quit at once)");
+            let _ = controls.send(Control::Kill);
+        } else {
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
+}

@@ -1,0 +1,307 @@
+//! The engine: runs a task directory on a pool of processes and reports what happens as
+//! a stream of [`Event`]s. It knows nothing of any face; faces fold the events into a
+//! [`crate::state::RunState`] and may send [`Control`]s back.
+
+mod clock;
+pub mod launcher;
+pub mod process;
+pub mod scheduler;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+pub use clock::RunClock;
+
+use crate::config::{Order, PoolConfig};
+use crate::event::{Control, Event, RunInfo, SkipReason, TaskInfo};
+use crate::guard::{self, RunMarker};
+use crate::monitor::{self, Monitor, Watched};
+use crate::output::DEFAULT_FILE_CAP;
+use crate::record::{Recorder, history, joblog, rundir};
+use crate::task::Task;
+use crate::taskdir::TaskDir;
+use process::{ProcessLauncher, RunContext};
+use scheduler::{Inputs, Scheduler};
+
+/// How to run, beyond the pool's configuration.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where the run's records go (created if missing).
+    pub run_dir: PathBuf,
+    /// Skip the tasks that already have a successful line in `run_dir`'s joblog.
+    pub resume: bool,
+    /// Cap of each saved output stream, bytes.
+    pub output_cap: u64,
+    /// The `poolscope` executable, run as the guardian that kills every process this one
+    /// started should this one die (see [`crate::guard`]). `None` runs unguarded.
+    pub guardian: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// A new run of `dir` recorded in a fresh run directory, guarded by the current executable.
+    pub fn new_for(dir: &TaskDir) -> Self {
+        RunOptions {
+            run_dir: rundir::new_run_dir(&dir.root, std::time::SystemTime::now()),
+            resume: false,
+            output_cap: DEFAULT_FILE_CAP,
+            guardian: std::env::current_exe().ok(),
+        }
+    }
+}
+
+/// A run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create the run directory `{}`: {source}; pass --out to record the run elsewhere", path.display())]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the joblog `{}` to resume: {source}", path.display())]
+    Joblog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the guardian process `{}`: {source}", path.display())]
+    Guardian {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// A live run: its events, and a way to steer it.
+pub struct RunHandle {
+    pub events: Receiver<Event>,
+    pub run_dir: PathBuf,
+    controls: Sender<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunHandle {
+    /// A sender of controls that outlives borrows of the handle.
+    pub fn controller(&self) -> Sender<Control> {
+        self.controls.clone()
+    }
+
+    pub fn control(&self, control: Control) {
+        let _ = self.controls.send(control);
+    }
+
+    /// Wait for the run's thread to end (after `RunFinished`).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Start running `dir`'s tasks with `config`.
+pub fn start(
+    dir: &TaskDir,
+    config: PoolConfig,
+    options: RunOptions,
+) -> Result<RunHandle, RunError> {
+    if let Some(exe) = &options.guardian {
+        guard::start_guardian(exe).map_err(|source| RunError::Guardian {
+            path: exe.clone(),
+            source,
+        })?;
+    }
+    let previous = match config.order {
+        Order::LongestFirst => history::previous_durations(&dir.root),
+        Order::Listed => BTreeMap::new(),
+    };
+    let run_dir = options.run_dir.clone();
+    rundir::create(&run_dir).map_err(|source| RunError::RunDir {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let joblog_path = run_dir.join(joblog::FILE);
+    let done = if options.resume {
+        joblog::succeeded(&joblog_path).map_err(|source| RunError::Joblog {
+            path: joblog_path.clone(),
+            source,
+        })?
+    } else {
+        Default::default()
+    };
+    let tasks: Arc<Vec<Arc<Task>>> = Arc::new(dir.tasks.iter().cloned().map(Arc::new).collect());
+    let recorder =
+        Recorder::open(&run_dir, Arc::clone(&tasks)).map_err(|source| RunError::RunDir {
+            path: run_dir.clone(),
+            source,
+        })?;
+    let queue = start_order(&tasks, &done, config.order, &previous);
+    let clock = RunClock::start();
+    let cores = monitor::core_count();
+    let info = Arc::new(RunInfo {
+        name: dir.name.clone(),
+        run_dir: run_dir.clone(),
+        config: config.clone(),
+        cores,
+        started_at: clock.started_at(),
+        tasks: tasks
+            .iter()
+            .map(|t| TaskInfo {
+                seq: t.seq,
+                name: t.name.clone(),
+                command: t.command_line(None),
+            })
+            .collect(),
+    });
+    let (event_tx, events) = unbounded();
+    let (controls, control_rx) = unbounded();
+    let ctx = Arc::new(RunContext {
+        outputs: run_dir.join("outputs"),
+        run_dir: run_dir.clone(),
+        marker: RunMarker::new(),
+        output_cap: options.output_cap,
+        clock,
+    });
+    let run = Run {
+        info,
+        tasks,
+        queue,
+        done: done.into_iter().collect(),
+        config,
+        ctx,
+        recorder: Arc::new(Mutex::new(recorder)),
+        events: event_tx,
+        controls: control_rx,
+    };
+    let thread = std::thread::Builder::new()
+        .name("poolscope-run".to_string())
+        .spawn(move || run.go())
+        .map_err(RunError::Thread)?;
+    Ok(RunHandle {
+        events,
+        run_dir,
+        controls,
+        thread: Some(thread),
+    })
+}
+
+/// Indexes of the tasks to run, in the order they start.
+fn start_order(
+    tasks: &[Arc<Task>],
+    done: &std::collections::BTreeSet<usize>,
+    order: Order,
+    previous: &BTreeMap<String, Duration>,
+) -> Vec<usize> {
+    let mut queue: Vec<usize> = (0..tasks.len())
+        .filter(|&i| !done.contains(&tasks[i].seq))
+        .collect();
+    if order == Order::LongestFirst {
+        // Unknown durations first: they may be the longest. The sort is stable.
+        queue.sort_by_key(|&i| {
+            std::cmp::Reverse(
+                previous
+                    .get(&tasks[i].name)
+                    .copied()
+                    .unwrap_or(Duration::MAX),
+            )
+        });
+    }
+    queue
+}
+
+struct Run {
+    info: Arc<RunInfo>,
+    tasks: Arc<Vec<Arc<Task>>>,
+    queue: Vec<usize>,
+    done: Vec<usize>,
+    config: PoolConfig,
+    ctx: Arc<RunContext>,
+    recorder: Arc<Mutex<Recorder>>,
+    events: Sender<Event>,
+    controls: Receiver<Control>,
+}
+
+impl Run {
+    fn go(self) {
+        let recorder = Arc::clone(&self.recorder);
+        let events = self.events.clone();
+        let emit = move |event: Event| {
+            recorder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .observe(&event);
+            let _ = events.send(event);
+        };
+        emit(Event::RunStarted(Arc::clone(&self.info)));
+        for &seq in &self.done {
+            emit(Event::TaskSkipped {
+                seq,
+                reason: SkipReason::AlreadyDone,
+            });
+        }
+        let (reply_tx, replies) = unbounded();
+        let (sample_tx, samples) = unbounded();
+        let watched: Watched = Arc::default();
+        let monitor = Monitor::spawn(Arc::clone(&watched), sample_tx, self.ctx.clock).ok();
+        let launcher = ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx);
+        let scheduler = Scheduler::new(
+            self.tasks.iter().cloned().collect(),
+            self.queue,
+            self.config,
+            self.info.cores,
+            launcher,
+            Inputs {
+                replies,
+                controls: self.controls,
+                samples,
+            },
+            Box::new(emit.clone()),
+            self.ctx.clock,
+        )
+        .watch(watched);
+        let interrupted = scheduler.run();
+        drop(monitor);
+        guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
+        let finished = Event::RunFinished {
+            at: self.ctx.clock.now(),
+            interrupted,
+        };
+        let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
+        recorder.observe(&finished);
+        let problems = recorder.finish();
+        drop(recorder);
+        for problem in problems {
+            let _ = self.events.send(Event::RecordProblem(problem));
+        }
+        let _ = self.events.send(finished);
+    }
+}
+
+/// Run `dir` to the end on this thread, folding every event into `on_event`.
+pub fn run_to_end(
+    dir: &TaskDir,
+    config: PoolConfig,
+    options: RunOptions,
+    mut on_event: impl FnMut(&Event),
+) -> Result<(), RunError> {
+    let handle = start(dir, config, options)?;
+    for event in handle.events.iter() {
+        on_event(&event);
+        if matches!(event, Event::RunFinished { .. }) {
+            break;
+        }
+    }
+    handle.join();
+    Ok(())
+}
+
+/// The run directory a `--resume` of `root` continues: its latest run.
+pub fn latest_run(root: &Path) -> Option<PathBuf> {
+    rundir::latest_run(root)
+}

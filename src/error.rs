@@ -1,0 +1,68 @@
+//! Errors a user can act on. Each one is a sentence that says what went wrong, where, and
+//! what to do about it.
+
+use std::path::PathBuf;
+
+/// A task directory or its manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("task directory `{}` does not exist; check the path, or create it and put tasks in it", .0.display())]
+    Missing(PathBuf),
+
+    #[error("`{}` is not a directory; give the folder that holds the tasks (and its poolscope.toml, if any)", .0.display())]
+    NotADirectory(PathBuf),
+
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Manifest {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("task directory `{}` has no task: {why}", dir.display())]
+    NoTasks { dir: PathBuf, why: String },
+}
+
+impl LoadError {
+    /// A manifest error located at byte `offset` of `source`.
+    pub fn at(path: PathBuf, source: &str, offset: usize, message: impl Into<String>) -> Self {
+        let (line, column) = line_column(source, offset);
+        LoadError::Manifest {
+            path,
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_lines_and_columns() {
+        let text = "a = 1\nbb = 2\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        assert_eq!(line_column(text, 8), (2, 3));
+    }
+}

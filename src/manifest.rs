@@ -1,0 +1,139 @@
+//! `poolscope.toml`: the serde model of the manifest. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::config::{self, Halt, Order, PoolSettings};
+
+/// The manifest as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub pool: PoolTable,
+    #[serde(default)]
+    pub task: Vec<Spanned<TaskTable>>,
+    pub each: Option<Spanned<EachTable>>,
+}
+
+/// `[pool]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolTable {
+    pub workers: Option<Spanned<usize>>,
+    pub timeout: Option<HumanDuration>,
+    pub retries: Option<u32>,
+    pub halt: Option<Halt>,
+    pub order: Option<Order>,
+    pub pin: Option<bool>,
+    pub max_tasks_per_worker: Option<u32>,
+}
+
+impl PoolTable {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            workers: self.workers.as_ref().map(|w| *w.get_ref()),
+            timeout: self.timeout.map(|d| d.0),
+            retries: self.retries,
+            halt: self.halt,
+            order: self.order,
+            pin: self.pin,
+            max_tasks_per_worker: self.max_tasks_per_worker,
+        }
+    }
+}
+
+/// `[[task]]`: one task listed by hand.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskTable {
+    pub name: Option<String>,
+    pub cmd: Option<Vec<String>>,
+    pub sh: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<Spanned<String>>,
+    pub timeout: Option<HumanDuration>,
+}
+
+/// `[each]`: one task per input.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EachTable {
+    pub inputs: Option<Spanned<Inputs>>,
+    pub range: Option<Spanned<[i64; 2]>>,
+    pub cmd: Option<Vec<String>>,
+    pub sh: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<Spanned<String>>,
+    pub timeout: Option<HumanDuration>,
+}
+
+/// The keys `[[task]]` and `[each]` share, borrowed from either table.
+#[derive(Debug, Clone, Copy)]
+pub struct RunKeys<'a> {
+    pub cmd: Option<&'a Vec<String>>,
+    pub sh: Option<&'a String>,
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: Option<&'a Spanned<String>>,
+    pub timeout: Option<HumanDuration>,
+}
+
+impl TaskTable {
+    pub fn run_keys(&self) -> RunKeys<'_> {
+        RunKeys {
+            cmd: self.cmd.as_ref(),
+            sh: self.sh.as_ref(),
+            env: &self.env,
+            cwd: self.cwd.as_ref(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl EachTable {
+    pub fn run_keys(&self) -> RunKeys<'_> {
+        RunKeys {
+            cmd: self.cmd.as_ref(),
+            sh: self.sh.as_ref(),
+            env: &self.env,
+            cwd: self.cwd.as_ref(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// `inputs = "glob/*.jpg"` or `inputs = ["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Inputs {
+    Glob(String),
+    List(Vec<String>),
+}
+
+/// A duration written as `"30s"`, `"2m"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Secs(s) => s.to_string(),
+            Raw::Text(t) => t,
+        };
+        config::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
+    }
+}

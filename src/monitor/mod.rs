@@ -1,0 +1,130 @@
+//! Sampling while a run is live: which core each task's processes are on (20 Hz, from
+//! `/proc/PID/stat`), each slot's CPU% and RSS (4 Hz), and per-core utilization (4 Hz,
+//! sysinfo). One thread; it ends when its receiver is gone or it is told to stop.
+
+mod placement;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use sysinfo::{CpuRefreshKind, RefreshKind, System};
+
+use crate::engine::RunClock;
+use crate::event::{Placement, SlotLoad};
+
+pub use placement::ProcessTable;
+
+/// The main process of each running attempt, by worker slot: `(slot, pid)`.
+pub type Watched = Arc<Mutex<Vec<(usize, u32)>>>;
+
+/// Placement samples per second.
+pub const PLACEMENT_HZ: u32 = 20;
+
+/// Every this many placement ticks, loads and core utilization are sampled (4 Hz).
+const SLOW_EVERY: u32 = 5;
+
+/// What the monitor sends.
+#[derive(Debug, Clone)]
+pub enum Sample {
+    Placement {
+        at: Duration,
+        placements: Vec<Placement>,
+        loads: Vec<SlotLoad>,
+    },
+    Cores {
+        at: Duration,
+        usage: Vec<f32>,
+    },
+}
+
+/// A running monitor; dropping it stops the thread.
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Start sampling the processes in `watched`, sending to `tx`.
+    pub fn spawn(watched: Watched, tx: Sender<Sample>, clock: RunClock) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("poolscope-monitor".to_string())
+            .spawn(move || sample_loop(&watched, &tx, clock, &flag))?;
+        Ok(Monitor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Number of cores sysinfo sees (at least 1).
+pub fn core_count() -> usize {
+    cpu_system().map_or(crate::config::logical_cpus(), |s| s.cpus().len().max(1))
+}
+
+fn cpu_system() -> Option<System> {
+    System::new_with_specifics(
+        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_usage()),
+    )
+    .ok()
+}
+
+fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &AtomicBool) {
+    let period = Duration::from_secs(1) / PLACEMENT_HZ;
+    let mut system = cpu_system();
+    let mut table = ProcessTable::default();
+    let mut next = Instant::now();
+    let mut tick: u32 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let slow = tick.is_multiple_of(SLOW_EVERY);
+        let roots: Vec<(usize, u32)> = watched.lock().map(|w| w.clone()).unwrap_or_default();
+        if !roots.is_empty() || !table.is_empty() {
+            table.refresh(&roots, slow);
+            let placements = table.placements();
+            let loads = if slow { table.loads() } else { Vec::new() };
+            let at = clock.now();
+            let sample = Sample::Placement {
+                at,
+                placements,
+                loads,
+            };
+            if tx.send(sample).is_err() {
+                return;
+            }
+        }
+        if slow && let Some(system) = &mut system {
+            system.refresh_cpu_usage();
+            let usage = system.cpus().iter().map(|c| c.usage()).collect();
+            if tx
+                .send(Sample::Cores {
+                    at: clock.now(),
+                    usage,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        tick = tick.wrapping_add(1);
+        next += period;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}

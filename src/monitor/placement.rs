@@ -1,0 +1,249 @@
+//! The processes of the running tasks, read from `/proc` with their `stat` files kept open.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::time::Instant;
+
+use crate::event::{Placement, SlotLoad};
+
+#[derive(Debug)]
+struct Proc {
+    slot: usize,
+    stat: File,
+    core: usize,
+    cpu_ticks: u64,
+    rss_pages: u64,
+}
+
+/// The processes of each running slot: its main process and, refreshed on slow ticks,
+/// their descendants.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    procs: BTreeMap<u32, Proc>,
+    /// CPU ticks per slot at the previous load sample, and when.
+    last_load: Option<(Instant, BTreeMap<usize, u64>)>,
+    /// Ticks of processes that ended since the last load sample, per slot.
+    gone_ticks: BTreeMap<usize, u64>,
+}
+
+impl ProcessTable {
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// Re-read every known process; follow `roots` and, if `discover`, their descendants.
+    pub fn refresh(&mut self, roots: &[(usize, u32)], discover: bool) {
+        let slots: BTreeMap<usize, u32> = roots.iter().copied().collect();
+        // Forget processes of slots whose task ended.
+        let ticks_of_gone: Vec<(usize, u64)> = self
+            .procs
+            .values()
+            .filter(|p| !slots.contains_key(&p.slot))
+            .map(|p| (p.slot, p.cpu_ticks))
+            .collect();
+        for (slot, ticks) in ticks_of_gone {
+            *self.gone_ticks.entry(slot).or_default() += ticks;
+        }
+        self.procs.retain(|_, p| slots.contains_key(&p.slot));
+        for &(slot, pid) in roots {
+            self.add(slot, pid);
+        }
+        if discover {
+            let known: Vec<(u32, usize)> =
+                self.procs.iter().map(|(pid, p)| (*pid, p.slot)).collect();
+            for (pid, slot) in known {
+                self.add_descendants(slot, pid);
+            }
+        }
+        let mut dead = Vec::new();
+        for (pid, proc_) in &mut self.procs {
+            if !read_stat(proc_) {
+                dead.push(*pid);
+            }
+        }
+        for pid in dead {
+            if let Some(p) = self.procs.remove(&pid) {
+                *self.gone_ticks.entry(p.slot).or_default() += p.cpu_ticks;
+            }
+        }
+    }
+
+    fn add(&mut self, slot: usize, pid: u32) {
+        if self.procs.get(&pid).is_some_and(|p| p.slot == slot) {
+            return;
+        }
+        if let Ok(stat) = File::open(format!("/proc/{pid}/stat")) {
+            self.procs.insert(
+                pid,
+                Proc {
+                    slot,
+                    stat,
+                    core: 0,
+                    cpu_ticks: 0,
+                    rss_pages: 0,
+                },
+            );
+        }
+    }
+
+    fn add_descendants(&mut self, slot: usize, pid: u32) {
+        let mut stack = vec![pid];
+        let mut seen = BTreeSet::new();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            for child in children(p) {
+                self.add(slot, child);
+                stack.push(child);
+            }
+        }
+    }
+
+    /// Where every known process is.
+    pub fn placements(&self) -> Vec<Placement> {
+        self.procs
+            .iter()
+            .map(|(pid, p)| Placement {
+                slot: p.slot,
+                pid: *pid,
+                core: p.core,
+            })
+            .collect()
+    }
+
+    /// CPU% and RSS per slot since the previous call.
+    pub fn loads(&mut self) -> Vec<SlotLoad> {
+        let now = Instant::now();
+        let mut ticks: BTreeMap<usize, u64> = std::mem::take(&mut self.gone_ticks);
+        let mut rss: BTreeMap<usize, u64> = BTreeMap::new();
+        for p in self.procs.values() {
+            *ticks.entry(p.slot).or_default() += p.cpu_ticks;
+            *rss.entry(p.slot).or_default() += p.rss_pages;
+        }
+        let page = page_size();
+        let hz = clock_ticks();
+        let loads = rss
+            .iter()
+            .map(|(&slot, &pages)| {
+                let cpu_percent = match &self.last_load {
+                    Some((then, before)) => {
+                        let dt = now.duration_since(*then).as_secs_f64().max(1e-3);
+                        let delta =
+                            ticks[&slot].saturating_sub(before.get(&slot).copied().unwrap_or(0));
+                        (delta as f64 / hz / dt * 100.0) as f32
+                    }
+                    None => 0.0,
+                };
+                SlotLoad {
+                    slot,
+                    cpu_percent,
+                    rss: pages * page,
+                }
+            })
+            .collect();
+        self.last_load = Some((now, ticks));
+        loads
+    }
+}
+
+/// Parse the `stat` file: core (field 39), utime+stime (14, 15), rss (24). False if gone.
+fn read_stat(p: &mut Proc) -> bool {
+    let mut buf = [0u8; 1024];
+    let Ok(n) = p.stat.read_at(&mut buf, 0) else {
+        return false;
+    };
+    let Some(fields) = parse_stat(&buf[..n]) else {
+        return false;
+    };
+    p.core = fields.core;
+    p.cpu_ticks = fields.cpu_ticks;
+    p.rss_pages = fields.rss_pages;
+    true
+}
+
+struct StatFields {
+    core: usize,
+    cpu_ticks: u64,
+    rss_pages: u64,
+}
+
+fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state); field N is fields[N - 3].
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    let num = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    Some(StatFields {
+        core: usize::try_from(num(39)?).ok()?,
+        cpu_ticks: num(14)? + num(15)?,
+        rss_pages: num(24)?,
+    })
+}
+
+/// Children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|s| s.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 { hz as f64 } else { 100.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_after_a_tricky_name() {
+        let mut line = String::from("42 (a) b (c)) R 1 42 42 0 -1 4194560 100 0 0 0 ");
+        // fields 14.. : utime stime cutime cstime priority nice threads itrealvalue starttime vsize rss
+        line.push_str("7 3 0 0 20 0 1 0 100 1000 55 ");
+        // fields 25..38 (14 of them), then 39 = processor
+        for _ in 25..39 {
+            line.push_str("0 ");
+        }
+        line.push_str("1 0 0");
+        let f = parse_stat(line.as_bytes()).expect("parses");
+        assert_eq!(f.cpu_ticks, 10);
+        assert_eq!(f.rss_pages, 55);
+        assert_eq!(f.core, 1);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let mut table = ProcessTable::default();
+        table.refresh(&[(1, std::process::id())], true);
+        let placements = table.placements();
+        assert_eq!(placements.len(), 1);
+        assert_eq!(placements[0].pid, std::process::id());
+        let loads = table.loads();
+        assert_eq!(loads.len(), 1);
+        assert!(loads[0].rss > 0);
+    }
+}

@@ -1,0 +1,169 @@
+//! A task's output: a bounded tail in memory, readable live, and a capped file on disk.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Bytes of each stream kept in memory per attempt.
+pub const TAIL_BYTES: usize = 64 * 1024;
+
+/// Default cap of each saved stream.
+pub const DEFAULT_FILE_CAP: u64 = 100 * 1024 * 1024;
+
+/// The last [`TAIL_BYTES`] of a stream, shared between the reader and the faces.
+#[derive(Debug, Default)]
+pub struct Tail {
+    inner: Mutex<TailBuf>,
+}
+
+#[derive(Debug, Default)]
+struct TailBuf {
+    bytes: VecDeque<u8>,
+    total: u64,
+}
+
+impl Tail {
+    /// Append `chunk`, forgetting the oldest bytes beyond the bound.
+    pub fn push(&self, chunk: &[u8]) {
+        let mut tail = self.lock();
+        tail.total += chunk.len() as u64;
+        let chunk = &chunk[chunk.len().saturating_sub(TAIL_BYTES)..];
+        let overflow = (tail.bytes.len() + chunk.len()).saturating_sub(TAIL_BYTES);
+        tail.bytes.drain(..overflow);
+        tail.bytes.extend(chunk);
+    }
+
+    /// Total bytes ever pushed.
+    pub fn total(&self) -> u64 {
+        self.lock().total
+    }
+
+    /// The kept bytes, decoded lossily.
+    pub fn text(&self) -> String {
+        let tail = self.lock();
+        let (a, b) = tail.bytes.as_slices();
+        let mut bytes = Vec::with_capacity(a.len() + b.len());
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The last `n` non-empty lines, decoded lossily.
+    pub fn last_lines(&self, n: usize) -> String {
+        let text = self.text();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TailBuf> {
+        // A poisoned tail still holds valid bytes.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes one stream of one attempt: to its tail, and to its file up to the cap.
+#[derive(Debug)]
+pub struct Capture {
+    tail: Arc<Tail>,
+    file: Option<File>,
+    path: PathBuf,
+    written: u64,
+    cap: u64,
+}
+
+impl Capture {
+    /// Create the file at `path` (an unwritable file still keeps the tail).
+    pub fn create(path: &Path, cap: u64) -> (Self, Option<io::Error>) {
+        let (file, error) = match File::create(path) {
+            Ok(f) => (Some(f), None),
+            Err(e) => (None, Some(e)),
+        };
+        let capture = Capture {
+            tail: Arc::new(Tail::default()),
+            file,
+            path: path.to_path_buf(),
+            written: 0,
+            cap,
+        };
+        (capture, error)
+    }
+
+    pub fn tail(&self) -> Arc<Tail> {
+        Arc::clone(&self.tail)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record a chunk the task wrote.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.tail.push(chunk);
+        let room = self.cap.saturating_sub(self.written);
+        let keep = &chunk[..chunk.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        if keep.is_empty() {
+            return;
+        }
+        if let Some(file) = &mut self.file
+            && file.write_all(keep).is_err()
+        {
+            self.file = None;
+        }
+        self.written += keep.len() as u64;
+    }
+
+    /// Close the file, noting at its end how much was cut; returns total bytes seen.
+    pub fn finish(mut self) -> u64 {
+        let total = self.tail.total();
+        if total > self.written
+            && let Some(file) = &mut self.file
+        {
+            let note = format!(
+                "\n[poolscope: output truncated: the first {} bytes were saved, {} more were dropped]\n",
+                self.written,
+                total - self.written
+            );
+            let _ = file.write_all(note.as_bytes());
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_bytes() {
+        let tail = Tail::default();
+        tail.push(&vec![b'a'; TAIL_BYTES]);
+        tail.push(b"xyz");
+        let text = tail.text();
+        assert_eq!(text.len(), TAIL_BYTES);
+        assert!(text.ends_with("axyz"));
+        assert_eq!(tail.total(), TAIL_BYTES as u64 + 3);
+    }
+
+    #[test]
+    fn last_lines_skips_blank_ones() {
+        let tail = Tail::default();
+        tail.push(b"one\ntwo\n\nthree\n\n");
+        assert_eq!(tail.last_lines(2), "two\nthree");
+    }
+
+    #[test]
+    fn file_is_capped_with_a_note() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.out");
+        let (mut cap, err) = Capture::create(&path, 10);
+        assert!(err.is_none());
+        cap.push(b"0123456789abcdef");
+        assert_eq!(cap.finish(), 16);
+        let saved = std::fs::read_to_string(&path)?;
+        assert!(saved.starts_with("0123456789\n[poolscope: output truncated"));
+        assert!(saved.contains("6 more were dropped"));
+        Ok(())
+    }
+}

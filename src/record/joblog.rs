@@ -1,0 +1,183 @@
+//! `joblog.tsv` in GNU parallel's `--joblog` layout, one line appended and flushed per
+//! finished task; and reading one back for `--resume`.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::event::AttemptRecord;
+
+pub const FILE: &str = "joblog.tsv";
+
+pub const HEADER: &str =
+    "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+
+/// An open joblog; each line goes out in one `write`.
+pub struct Joblog {
+    file: File,
+}
+
+impl Joblog {
+    /// Open for appending, writing the header if the file is new or empty, and ending a
+    /// torn last line (a run killed mid-write) so that new lines start clean.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 {
+            file.write_all(HEADER.as_bytes())?;
+        } else {
+            let mut last = [0u8; 1];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Joblog { file })
+    }
+
+    /// Append the line of a task's final attempt.
+    pub fn append(
+        &mut self,
+        record: &AttemptRecord,
+        run_start_epoch: f64,
+        command: &str,
+    ) -> io::Result<()> {
+        self.file
+            .write_all(line(record, run_start_epoch, command).as_bytes())
+    }
+}
+
+/// One joblog line.
+pub fn line(record: &AttemptRecord, run_start_epoch: f64, command: &str) -> String {
+    let (exitval, signal) = record.outcome.joblog_columns(record.signal);
+    let command: String = command
+        .chars()
+        .map(|c| {
+            if c == '\t' || c == '\n' || c == '\r' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "{}\t:\t{:.3}\t{:10.3}\t0\t{}\t{}\t{}\t{}\n",
+        record.key.seq,
+        run_start_epoch + record.started.as_secs_f64(),
+        record.wall().as_secs_f64(),
+        record.stdout_bytes,
+        exitval,
+        signal,
+        command
+    )
+}
+
+/// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.
+/// A missing file has none; a torn last line is ignored.
+pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    };
+    let mut done = BTreeSet::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 9 {
+            continue;
+        }
+        let (Ok(seq), Ok(exitval), Ok(signal)) = (
+            cols[0].trim().parse::<usize>(),
+            cols[6].trim().parse::<i32>(),
+            cols[7].trim().parse::<i32>(),
+        ) else {
+            continue;
+        };
+        if exitval == 0 && signal == 0 {
+            done.insert(seq);
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event::{AttemptKey, Outcome};
+
+    fn record(seq: usize, outcome: Outcome, signal: Option<i32>) -> AttemptRecord {
+        AttemptRecord {
+            key: AttemptKey { seq, attempt: 1 },
+            slot: 1,
+            pid: 10,
+            started: Duration::from_millis(1500),
+            ended: Duration::from_millis(2750),
+            outcome,
+            signal,
+            user: Duration::ZERO,
+            system: Duration::ZERO,
+            max_rss: 0,
+            stdout_bytes: 12,
+            stderr_bytes: 0,
+            stderr_tail: String::new(),
+            cores: vec![],
+            leftovers_killed: false,
+            is_final: true,
+        }
+    }
+
+    #[test]
+    fn lines_follow_gnu_parallel() {
+        let l = line(
+            &record(3, Outcome::Exited { code: 2 }, None),
+            1000.0,
+            "echo a\tb",
+        );
+        assert_eq!(l, "3\t:\t1001.500\t     1.250\t0\t12\t2\t0\techo a b\n");
+        let l = line(
+            &record(4, Outcome::Signaled { signal: 11 }, Some(11)),
+            0.0,
+            "x",
+        );
+        assert!(l.contains("\t0\t11\tx\n"));
+        let l = line(&record(5, Outcome::TimedOut, Some(15)), 0.0, "x");
+        assert!(l.contains("\t-1\t15\tx\n"));
+        let l = line(
+            &record(6, Outcome::NotStarted { error: "e".into() }, None),
+            0.0,
+            "x",
+        );
+        assert!(l.contains("\t127\t0\tx\n"));
+    }
+
+    #[test]
+    fn resume_reads_successful_lines_only() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(FILE);
+        let mut log = Joblog::open(&path)?;
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a")?;
+        log.append(&record(2, Outcome::Exited { code: 1 }, None), 0.0, "b")?;
+        log.append(
+            &record(3, Outcome::Signaled { signal: 9 }, Some(9)),
+            0.0,
+            "c",
+        )?;
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path)?;
+        f.write_all(b"4\t:\t1.0")?;
+        assert_eq!(succeeded(&path)?, BTreeSet::from([1]));
+        let mut log = Joblog::open(&path)?;
+        log.append(&record(5, Outcome::Exited { code: 0 }, None), 0.0, "e")?;
+        assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(text.matches("Seq\t").count(), 1);
+        Ok(())
+    }
+}

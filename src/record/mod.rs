@@ -1,0 +1,106 @@
+//! What a run leaves on disk (DESIGN §5): the run directory with `joblog.tsv`,
+//! `trace.json`, `outputs/` and `summary.json`.
+
+pub mod history;
+pub mod joblog;
+pub mod rundir;
+pub mod summary;
+pub mod trace;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::event::Event;
+use crate::state::RunState;
+use crate::task::Task;
+
+pub use summary::Summary;
+
+/// Writes a run's records as its events go by.
+pub struct Recorder {
+    run_dir: PathBuf,
+    tasks: Arc<Vec<Arc<Task>>>,
+    joblog: joblog::Joblog,
+    state: RunState,
+    errors: Vec<String>,
+}
+
+impl Recorder {
+    /// Open the records of a run in `run_dir` (which exists), appending to its joblog.
+    pub fn open(run_dir: &Path, tasks: Arc<Vec<Arc<Task>>>) -> std::io::Result<Self> {
+        Ok(Recorder {
+            joblog: joblog::Joblog::open(&run_dir.join(joblog::FILE))?,
+            run_dir: run_dir.to_path_buf(),
+            tasks,
+            state: RunState::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    /// Record `event`: a joblog line per finished task, and the model for the rest.
+    pub fn observe(&mut self, event: &Event) {
+        self.state.apply(event);
+        if let Event::AttemptFinished(record) = event
+            && record.is_final
+        {
+            let command = self
+                .tasks
+                .get(record.key.seq - 1)
+                .map(|t| t.command_line(Some(record.slot)))
+                .unwrap_or_default();
+            if let Err(e) = self.joblog.append(record, self.start_epoch(), &command) {
+                self.errors
+                    .push(format!("cannot append to the joblog: {e}"));
+            }
+        }
+    }
+
+    fn start_epoch(&self) -> f64 {
+        self.state
+            .info
+            .as_ref()
+            .map_or(0.0, |i| epoch::seconds(i.started_at))
+    }
+
+    /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
+    pub fn finish(&mut self) -> Vec<String> {
+        let trace = trace::render(&self.state);
+        if let Err(e) = write_json(&self.run_dir.join(trace::FILE), &trace) {
+            self.errors
+                .push(format!("cannot write {}: {e}", trace::FILE));
+        }
+        let summary = Summary::of(&self.state, &self.tasks);
+        if let Err(e) = write_json(&self.run_dir.join(summary::FILE), &summary) {
+            self.errors
+                .push(format!("cannot write {}: {e}", summary::FILE));
+        }
+        std::mem::take(&mut self.errors)
+    }
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let file = std::fs::File::create(&tmp)?;
+    let mut w = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut w, value)?;
+    std::io::Write::flush(&mut w)?;
+    drop(w);
+    std::fs::rename(tmp, path)
+}
+
+/// `SystemTime` as seconds since the Unix epoch.
+pub mod epoch {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use serde::Serializer;
+
+    pub fn seconds(t: SystemTime) -> f64 {
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs_f64()
+    }
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(seconds(*t))
+    }
+}

@@ -1,0 +1,164 @@
+//! `summary.json`: the run's configuration, totals and per-task results.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::PoolConfig;
+use crate::event::Outcome;
+use crate::state::{RunState, TaskStatus};
+use crate::task::Task;
+
+pub const FILE: &str = "summary.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub name: String,
+    pub run_dir: String,
+    pub config: Option<PoolConfig>,
+    pub cores: usize,
+    /// Seconds since the Unix epoch.
+    pub started_at: f64,
+    pub wall_seconds: f64,
+    pub interrupted: bool,
+    pub totals: Totals,
+    /// Summed wall time of every attempt: what one worker would have needed.
+    pub serial_estimate_seconds: f64,
+    /// `serial_estimate_seconds / wall_seconds`.
+    pub speedup: Option<f64>,
+    pub tasks: Vec<TaskSummary>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub tasks: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub skipped: usize,
+    pub not_run: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSummary {
+    pub seq: usize,
+    pub name: String,
+    pub command: String,
+    /// `ok`, `failed`, `timed_out`, `skipped`, `not_run`.
+    pub status: String,
+    /// How the last attempt ended: `ok`, `exit 3`, `signal 11 (SIGSEGV)`, ...
+    pub outcome: Option<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub attempts: u32,
+    pub slot: Option<usize>,
+    pub pid: Option<u32>,
+    /// Seconds from the run's start.
+    pub start_seconds: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    pub user_seconds: Option<f64>,
+    pub system_seconds: Option<f64>,
+    pub max_rss_bytes: Option<u64>,
+    pub cores: Vec<usize>,
+    pub stdout_bytes: Option<u64>,
+    pub stderr_bytes: Option<u64>,
+    /// Last lines of stderr, for failures.
+    pub stderr_tail: Option<String>,
+}
+
+impl Summary {
+    /// Summarise `state`; `tasks` gives the commands.
+    pub fn of(state: &RunState, tasks: &[Arc<Task>]) -> Summary {
+        let info = state.info.as_ref();
+        let counts = state.counts();
+        let tasks = tasks
+            .iter()
+            .zip(&state.tasks)
+            .map(|(task, status)| task_summary(task, status))
+            .collect();
+        Summary {
+            name: info.map(|i| i.name.clone()).unwrap_or_default(),
+            run_dir: info
+                .map(|i| i.run_dir.display().to_string())
+                .unwrap_or_default(),
+            config: info.map(|i| i.config.clone()),
+            cores: info.map_or(0, |i| i.cores),
+            started_at: info.map_or(0.0, |i| super::epoch::seconds(i.started_at)),
+            wall_seconds: state.elapsed().as_secs_f64(),
+            interrupted: state.end.is_some_and(|e| e.interrupted),
+            totals: Totals {
+                tasks: counts.total,
+                ok: counts.ok,
+                failed: counts.failed,
+                timed_out: counts.timed_out,
+                skipped: counts.skipped,
+                not_run: counts.queued + counts.running,
+            },
+            serial_estimate_seconds: state.task_time().as_secs_f64(),
+            speedup: state.speedup(),
+            tasks,
+        }
+    }
+}
+
+fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
+    let mut s = TaskSummary {
+        seq: task.seq,
+        name: task.name.clone(),
+        command: task.command_line(None),
+        status: "not_run".to_string(),
+        outcome: None,
+        exit_code: None,
+        signal: None,
+        attempts: 0,
+        slot: None,
+        pid: None,
+        start_seconds: None,
+        wall_seconds: None,
+        user_seconds: None,
+        system_seconds: None,
+        max_rss_bytes: None,
+        cores: Vec::new(),
+        stdout_bytes: None,
+        stderr_bytes: None,
+        stderr_tail: None,
+    };
+    match status {
+        TaskStatus::Skipped { reason } => {
+            s.status = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(|r| format!("skipped: {r}")))
+                .unwrap_or_else(|| "skipped".to_string());
+        }
+        TaskStatus::Finished { record } if record.is_final => {
+            let ok = record.outcome.is_success();
+            s.status = match record.outcome {
+                _ if ok => "ok",
+                Outcome::TimedOut => "timed_out",
+                _ => "failed",
+            }
+            .to_string();
+            s.command = task.command_line(Some(record.slot));
+            s.outcome = Some(record.outcome.describe());
+            s.exit_code = match record.outcome {
+                Outcome::Exited { code } => Some(code),
+                _ => None,
+            };
+            s.signal = record.signal;
+            s.attempts = record.key.attempt;
+            s.slot = Some(record.slot);
+            s.pid = Some(record.pid);
+            s.start_seconds = Some(record.started.as_secs_f64());
+            s.wall_seconds = Some(record.wall().as_secs_f64());
+            s.user_seconds = Some(record.user.as_secs_f64());
+            s.system_seconds = Some(record.system.as_secs_f64());
+            s.max_rss_bytes = Some(record.max_rss);
+            s.cores = record.cores.clone();
+            s.stdout_bytes = Some(record.stdout_bytes);
+            s.stderr_bytes = Some(record.stderr_bytes);
+            s.stderr_tail = (!ok).then(|| record.stderr_tail.clone());
+        }
+        _ => {}
+    }
+    s
+}

@@ -1,0 +1,361 @@
+//! `RunState`: the model both faces draw, folded from the engine's events. Pure: it does
+//! no I/O and reads no clock; time advances only with the events' own times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{
+    AttemptKey, AttemptRecord, Event, LiveOutput, Outcome, Placement, RunInfo, SkipReason,
+};
+
+/// Where a task stands.
+#[derive(Debug, Clone)]
+pub enum TaskStatus {
+    Queued,
+    Running {
+        attempt: u32,
+        slot: usize,
+        pid: u32,
+        started: Duration,
+    },
+    /// Its last attempt ended (`record.is_final` tells whether another follows).
+    Finished {
+        record: Arc<AttemptRecord>,
+    },
+    Skipped {
+        reason: SkipReason,
+    },
+}
+
+/// What a worker slot is doing now.
+#[derive(Debug, Clone)]
+pub struct SlotRun {
+    pub key: AttemptKey,
+    pub pid: u32,
+    pub since: Duration,
+    pub output: LiveOutput,
+}
+
+/// One worker slot.
+#[derive(Debug, Clone, Default)]
+pub struct SlotState {
+    pub current: Option<SlotRun>,
+    /// PID of the most recent process in this slot.
+    pub last_pid: Option<u32>,
+    pub cpu_percent: f32,
+    pub rss: u64,
+    /// Attempts finished in this slot, and how many of them failed.
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// A stretch of time one slot's task spent on one core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CoreSpan {
+    pub slot: usize,
+    pub seq: usize,
+    pub start: Duration,
+    pub end: Duration,
+}
+
+/// Per-core utilization over time, stored by column.
+#[derive(Debug, Clone, Default)]
+pub struct CoreSeries {
+    pub times: Vec<Duration>,
+    /// `usage[core][i]` is core's utilization (percent) at `times[i]`.
+    pub usage: Vec<Vec<f32>>,
+}
+
+/// Tally of the tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: usize,
+    pub queued: usize,
+    pub running: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    /// Tasks that ended for good (ok, failed or timed out).
+    pub fn done(&self) -> usize {
+        self.ok + self.failed + self.timed_out
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEnd {
+    pub at: Duration,
+    pub interrupted: bool,
+}
+
+/// Everything the faces show about one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunState {
+    pub info: Option<Arc<RunInfo>>,
+    pub tasks: Vec<TaskStatus>,
+    pub slots: Vec<SlotState>,
+    /// Every finished attempt, in the order they ended.
+    pub attempts: Vec<Arc<AttemptRecord>>,
+    pub cores: CoreSeries,
+    /// Per core, the spans during which a slot's task ran there.
+    pub core_spans: Vec<Vec<CoreSpan>>,
+    open_spans: Vec<Option<CoreSpan>>,
+    /// Time of the latest event.
+    pub now: Duration,
+    pub end: Option<RunEnd>,
+}
+
+impl RunState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fold one event into the model.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::RunStarted(info) => self.start(info),
+            Event::TaskSkipped { seq, reason } => {
+                if let Some(t) = self.task_mut(*seq) {
+                    *t = TaskStatus::Skipped { reason: *reason };
+                }
+            }
+            Event::AttemptStarted {
+                key,
+                slot,
+                pid,
+                at,
+                output,
+            } => self.attempt_started(*key, *slot, *pid, *at, output),
+            Event::Output { .. } | Event::RecordProblem(_) => {}
+            Event::AttemptFinished(record) => self.attempt_finished(record),
+            Event::Placement {
+                at,
+                placements,
+                loads,
+            } => {
+                self.advance(*at);
+                for load in loads {
+                    if let Some(s) = self.slot_mut(load.slot) {
+                        s.cpu_percent = load.cpu_percent;
+                        s.rss = load.rss;
+                    }
+                }
+                self.place(*at, placements);
+            }
+            Event::CoreUsage { at, usage } => {
+                self.advance(*at);
+                self.cores.times.push(*at);
+                if self.cores.usage.len() < usage.len() {
+                    self.cores.usage.resize(usage.len(), Vec::new());
+                }
+                let n = self.cores.times.len();
+                for (core, series) in self.cores.usage.iter_mut().enumerate() {
+                    series.resize(n - 1, 0.0);
+                    series.push(usage.get(core).copied().unwrap_or(0.0));
+                }
+            }
+            Event::RunFinished { at, interrupted } => {
+                self.advance(*at);
+                self.close_spans(*at, |_| true);
+                self.end = Some(RunEnd {
+                    at: *at,
+                    interrupted: *interrupted,
+                });
+            }
+        }
+    }
+
+    fn start(&mut self, info: &Arc<RunInfo>) {
+        *self = RunState {
+            tasks: vec![TaskStatus::Queued; info.tasks.len()],
+            slots: vec![SlotState::default(); info.config.workers],
+            core_spans: vec![Vec::new(); info.cores],
+            open_spans: vec![None; info.cores],
+            info: Some(Arc::clone(info)),
+            ..RunState::default()
+        };
+    }
+
+    fn task_mut(&mut self, seq: usize) -> Option<&mut TaskStatus> {
+        seq.checked_sub(1).and_then(|i| self.tasks.get_mut(i))
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> Option<&mut SlotState> {
+        slot.checked_sub(1).and_then(|i| self.slots.get_mut(i))
+    }
+
+    fn advance(&mut self, at: Duration) {
+        self.now = self.now.max(at);
+    }
+
+    fn attempt_started(
+        &mut self,
+        key: AttemptKey,
+        slot: usize,
+        pid: u32,
+        at: Duration,
+        output: &LiveOutput,
+    ) {
+        self.advance(at);
+        if let Some(t) = self.task_mut(key.seq) {
+            *t = TaskStatus::Running {
+                attempt: key.attempt,
+                slot,
+                pid,
+                started: at,
+            };
+        }
+        if let Some(s) = self.slot_mut(slot) {
+            s.current = Some(SlotRun {
+                key,
+                pid,
+                since: at,
+                output: output.clone(),
+            });
+            s.last_pid = Some(pid);
+            s.cpu_percent = 0.0;
+            s.rss = 0;
+        }
+    }
+
+    fn attempt_finished(&mut self, record: &Arc<AttemptRecord>) {
+        self.advance(record.ended);
+        if let Some(t) = self.task_mut(record.key.seq) {
+            *t = TaskStatus::Finished {
+                record: Arc::clone(record),
+            };
+        }
+        if let Some(s) = self.slot_mut(record.slot) {
+            if s.current.as_ref().is_some_and(|c| c.key == record.key) {
+                s.current = None;
+            }
+            s.done += 1;
+            if !record.outcome.is_success() {
+                s.failed += 1;
+            }
+            s.cpu_percent = 0.0;
+            s.rss = 0;
+        }
+        let slot = record.slot;
+        self.close_spans(record.ended, |span| span.slot == slot);
+        self.attempts.push(Arc::clone(record));
+    }
+
+    /// Extend or start the per-core spans from a placement sample.
+    fn place(&mut self, at: Duration, placements: &[Placement]) {
+        let mut occupant: Vec<Option<usize>> = vec![None; self.open_spans.len()];
+        for p in placements {
+            if let Some(o) = occupant.get_mut(p.core) {
+                o.get_or_insert(p.slot);
+            }
+        }
+        for (core, slot) in occupant.into_iter().enumerate() {
+            let seq = slot.and_then(|s| self.slots.get(s - 1)?.current.as_ref().map(|c| c.key.seq));
+            let open = &mut self.open_spans[core];
+            match (open.as_mut(), slot, seq) {
+                (Some(span), Some(slot), Some(seq)) if span.slot == slot && span.seq == seq => {
+                    span.end = at;
+                }
+                _ => {
+                    if let Some(span) = open.take() {
+                        self.core_spans[core].push(span);
+                    }
+                    if let (Some(slot), Some(seq)) = (slot, seq) {
+                        self.open_spans[core] = Some(CoreSpan {
+                            slot,
+                            seq,
+                            start: at,
+                            end: at,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn close_spans(&mut self, at: Duration, which: impl Fn(&CoreSpan) -> bool) {
+        for (core, open) in self.open_spans.iter_mut().enumerate() {
+            if open.as_ref().is_some_and(&which)
+                && let Some(mut span) = open.take()
+            {
+                span.end = span.end.max(at.min(span.end + Duration::from_millis(50)));
+                self.core_spans[core].push(span);
+            }
+        }
+    }
+
+    /// The tally of tasks now.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            total: self.tasks.len(),
+            ..Counts::default()
+        };
+        for t in &self.tasks {
+            match t {
+                TaskStatus::Queued => c.queued += 1,
+                TaskStatus::Running { .. } => c.running += 1,
+                TaskStatus::Finished { record } if !record.is_final => c.queued += 1,
+                TaskStatus::Finished { record } => match record.outcome {
+                    Outcome::Exited { code: 0 } => c.ok += 1,
+                    Outcome::TimedOut => c.timed_out += 1,
+                    _ => c.failed += 1,
+                },
+                TaskStatus::Skipped { .. } => c.skipped += 1,
+            }
+        }
+        c
+    }
+
+    /// Wall time of the run so far (or in all, once it ended).
+    pub fn elapsed(&self) -> Duration {
+        self.end.map_or(self.now, |e| e.at)
+    }
+
+    /// Summed wall time of every finished attempt: the serial estimate.
+    pub fn task_time(&self) -> Duration {
+        self.attempts.iter().map(|a| a.wall()).sum()
+    }
+
+    /// Estimated serial time over wall time.
+    pub fn speedup(&self) -> Option<f64> {
+        let wall = self.elapsed().as_secs_f64();
+        (wall > 0.0 && !self.attempts.is_empty()).then(|| self.task_time().as_secs_f64() / wall)
+    }
+
+    /// Time left, from the mean attempt so far and the free parallelism.
+    pub fn eta(&self) -> Option<Duration> {
+        if self.end.is_some() {
+            return Some(Duration::ZERO);
+        }
+        let c = self.counts();
+        let done = self.attempts.iter().filter(|a| a.is_final).count();
+        if done == 0 {
+            return None;
+        }
+        let mean = self.task_time().as_secs_f64() / self.attempts.len() as f64;
+        let workers = self.slots.len().max(1) as f64;
+        let left = (c.queued + c.running) as f64;
+        Some(Duration::from_secs_f64(
+            mean * (left / workers).ceil().max(0.0),
+        ))
+    }
+
+    /// Final attempts that did not succeed, in task order.
+    pub fn failures(&self) -> Vec<Arc<AttemptRecord>> {
+        self.tasks
+            .iter()
+            .filter_map(|t| match t {
+                TaskStatus::Finished { record }
+                    if record.is_final && !record.outcome.is_success() =>
+                {
+                    Some(Arc::clone(record))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}

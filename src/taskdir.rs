@@ -1,0 +1,396 @@
+//! Loading a task directory: its manifest, or the executable files it holds.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use toml::Spanned;
+
+use crate::config::PoolSettings;
+use crate::error::LoadError;
+use crate::manifest::{EachTable, Inputs, Manifest, RunKeys};
+use crate::task::{Program, Task};
+use crate::template;
+
+/// The manifest's file name.
+pub const MANIFEST: &str = "poolscope.toml";
+
+/// A loaded task directory: the load report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskDir {
+    /// The directory, absolute.
+    pub root: PathBuf,
+    /// Shown in titles: the manifest's `name`, or the folder's name.
+    pub name: String,
+    /// The manifest, if the directory has one.
+    pub manifest: Option<PathBuf>,
+    /// What `[pool]` says.
+    #[serde(skip)]
+    pub pool: PoolSettings,
+    /// The tasks, numbered from 1 in listed order.
+    pub tasks: Vec<Task>,
+    /// Files that are not tasks, with the reason.
+    pub ignored: Vec<Ignored>,
+    /// Things worth knowing that are not errors (an `[each]` glob that matched nothing).
+    pub notes: Vec<String>,
+}
+
+/// A file of the directory that is not a task.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Load the task directory at `dir`.
+pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
+    let meta = fs::metadata(dir).map_err(|_| LoadError::Missing(dir.to_path_buf()))?;
+    if !meta.is_dir() {
+        return Err(LoadError::NotADirectory(dir.to_path_buf()));
+    }
+    let root = fs::canonicalize(dir).map_err(|source| LoadError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let folder_name = root
+        .file_name()
+        .map_or_else(|| "tasks".to_string(), |n| n.to_string_lossy().into_owned());
+    let manifest_path = root.join(MANIFEST);
+    if manifest_path.is_file() {
+        from_manifest(root, folder_name, manifest_path)
+    } else {
+        discover(root, folder_name)
+    }
+}
+
+fn read_to_string(path: &Path) -> Result<String, LoadError> {
+    fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn from_manifest(root: PathBuf, folder: String, path: PathBuf) -> Result<TaskDir, LoadError> {
+    let text = read_to_string(&path)?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        LoadError::at(
+            path.clone(),
+            &text,
+            offset,
+            e.message().trim_end().to_string(),
+        )
+    })?;
+    let at = |offset: usize, msg: String| LoadError::at(path.clone(), &text, offset, msg);
+    if let Some(w) = &manifest.pool.workers
+        && *w.get_ref() == 0
+    {
+        return Err(at(
+            w.span().start,
+            "`workers` must be at least 1".to_string(),
+        ));
+    }
+    let mut dir = TaskDir {
+        name: manifest.name.clone().unwrap_or(folder),
+        manifest: Some(path.clone()),
+        pool: manifest.pool.settings(),
+        tasks: Vec::new(),
+        ignored: Vec::new(),
+        notes: Vec::new(),
+        root,
+    };
+    for entry in &manifest.task {
+        let keys = entry.get_ref().run_keys();
+        let program = program_of(keys, false).map_err(|m| at(entry.span().start, m))?;
+        let name = entry
+            .get_ref()
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(&program));
+        push_task(&mut dir, name, program, String::new(), keys)
+            .map_err(|(offset, m)| at(offset, m))?;
+    }
+    if let Some(each) = &manifest.each {
+        expand_each(&mut dir, each).map_err(|(offset, m)| at(offset, m))?;
+    }
+    if dir.tasks.is_empty() {
+        let mut why = format!("{} lists no [[task]]", path.display());
+        if manifest.each.is_some() {
+            why.push_str(" and its [each] has no input");
+        }
+        for note in &dir.notes {
+            why.push_str(&format!(" ({note})"));
+        }
+        why.push_str("; add a [[task]] with `cmd` or an [each] whose inputs exist");
+        return Err(LoadError::NoTasks {
+            dir: dir.root.clone(),
+            why,
+        });
+    }
+    Ok(dir)
+}
+
+/// A located problem: byte offset in the manifest, and the message.
+type Located = (usize, String);
+
+fn program_of(keys: RunKeys<'_>, each: bool) -> Result<Program, String> {
+    let table = if each { "[each]" } else { "a [[task]]" };
+    match (keys.cmd, keys.sh) {
+        (Some(_), Some(_)) => Err(format!(
+            "{table} has both `cmd` and `sh`; keep one (`cmd` runs an argv, `sh` a shell line)"
+        )),
+        (None, None) => Err(format!(
+            "{table} needs `cmd = [\"program\", \"arg\"]` or `sh = \"shell line\"`"
+        )),
+        (Some(cmd), None) if cmd.is_empty() => Err(format!(
+            "{table} has an empty `cmd`; give at least the program to run"
+        )),
+        (Some(cmd), None) => Ok(Program::Argv(cmd.clone())),
+        (None, Some(sh)) => Ok(Program::Shell(sh.clone())),
+    }
+}
+
+fn uses_input(program: &Program) -> bool {
+    match program {
+        Program::Argv(argv) | Program::Literal(argv) => {
+            argv.iter().any(|a| template::refers_to_input(a))
+        }
+        Program::Shell(line) => template::refers_to_input(line),
+    }
+}
+
+fn default_name(program: &Program) -> String {
+    match program {
+        Program::Argv(argv) | Program::Literal(argv) => argv
+            .first()
+            .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            .unwrap_or_default(),
+        Program::Shell(line) => line.chars().take(40).collect(),
+    }
+}
+
+fn push_task(
+    dir: &mut TaskDir,
+    name: String,
+    program: Program,
+    input: String,
+    keys: RunKeys<'_>,
+) -> Result<(), Located> {
+    let cwd = match keys.cwd {
+        None => dir.root.clone(),
+        Some(cwd) => {
+            let path = dir.root.join(cwd.get_ref());
+            if !path.is_dir() {
+                return Err((
+                    cwd.span().start,
+                    format!(
+                        "`cwd = \"{}\"` is not a directory inside {}; create it or fix the path",
+                        cwd.get_ref(),
+                        dir.root.display()
+                    ),
+                ));
+            }
+            path
+        }
+    };
+    let program = match program {
+        Program::Argv(mut argv) => {
+            // A relative program path with a slash is relative to the task's cwd.
+            if argv[0].contains('/') && !argv[0].starts_with('/') && !argv[0].contains('{') {
+                argv[0] = cwd.join(&argv[0]).to_string_lossy().into_owned();
+            }
+            Program::Argv(argv)
+        }
+        other => other,
+    };
+    dir.tasks.push(Task {
+        seq: dir.tasks.len() + 1,
+        name,
+        program,
+        input,
+        env: keys
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cwd,
+        timeout: keys.timeout.map(|d| d.0),
+    });
+    Ok(())
+}
+
+fn expand_each(dir: &mut TaskDir, each: &Spanned<EachTable>) -> Result<(), Located> {
+    let table = each.get_ref();
+    let keys = table.run_keys();
+    let program = program_of(keys, true).map_err(|m| (each.span().start, m))?;
+    let inputs: Vec<String> = match (&table.inputs, &table.range) {
+        (Some(_), Some(r)) => {
+            return Err((
+                r.span().start,
+                "[each] has both `inputs` and `range`; keep one".to_string(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                each.span().start,
+                "[each] needs `inputs = \"glob/*\"`, `inputs = [\"a\", \"b\"]` or `range = [1, 20]`"
+                    .to_string(),
+            ));
+        }
+        (None, Some(range)) => {
+            let [first, last] = *range.get_ref();
+            if first > last {
+                return Err((
+                    range.span().start,
+                    format!(
+                        "`range = [{first}, {last}]` is empty; write [first, last] with first <= last"
+                    ),
+                ));
+            }
+            (first..=last).map(|n| n.to_string()).collect()
+        }
+        (Some(inputs), None) if !uses_input(&program) => {
+            return Err((
+                inputs.span().start,
+                "[each] has `inputs` but its command never uses them; put {} (or {/}, {.} ...) where the input goes"
+                    .to_string(),
+            ));
+        }
+        (Some(inputs), None) => match inputs.get_ref() {
+            Inputs::List(list) => list.clone(),
+            Inputs::Glob(pattern) => {
+                glob_inputs(dir, pattern).map_err(|m| (inputs.span().start, m))?
+            }
+        },
+    };
+    for input in inputs {
+        push_task(dir, input.clone(), program.clone(), input, keys)?;
+    }
+    Ok(())
+}
+
+fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> {
+    let full = dir.root.join(pattern);
+    let full = full.to_string_lossy();
+    let paths = glob::glob(&full)
+        .map_err(|e| format!("`inputs = \"{pattern}\"` is not a valid glob: {}", e.msg))?;
+    let mut inputs = Vec::new();
+    for path in paths.flatten() {
+        let rel = path.strip_prefix(&dir.root).unwrap_or(&path);
+        match rel.to_str() {
+            Some(s) => inputs.push(s.to_string()),
+            None => dir.ignored.push(Ignored {
+                name: rel.to_string_lossy().into_owned(),
+                reason: "its name is not valid UTF-8, so it cannot be an input".to_string(),
+            }),
+        }
+    }
+    inputs.sort();
+    if inputs.is_empty() {
+        dir.notes
+            .push(format!("[each] inputs `{pattern}` matched no file"));
+    }
+    Ok(inputs)
+}
+
+/// No manifest: every executable file, or file starting with `#!`, is a task.
+fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
+    let io = |source| LoadError::Io {
+        path: root.clone(),
+        source,
+    };
+    let mut entries: Vec<_> = fs::read_dir(&root)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    let mut dir = TaskDir {
+        root: root.clone(),
+        name: folder,
+        manifest: None,
+        pool: PoolSettings::default(),
+        tasks: Vec::new(),
+        ignored: Vec::new(),
+        notes: Vec::new(),
+    };
+    for path in entries {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match classify(&path, &name) {
+            Ok(argv) => dir.tasks.push(Task {
+                seq: dir.tasks.len() + 1,
+                name,
+                program: Program::Literal(argv),
+                input: String::new(),
+                env: Vec::new(),
+                cwd: root.clone(),
+                timeout: None,
+            }),
+            Err(reason) => dir.ignored.push(Ignored { name, reason }),
+        }
+    }
+    if dir.tasks.is_empty() {
+        let why = if dir.ignored.is_empty() {
+            "it is empty; add executable files, or a poolscope.toml that lists tasks".to_string()
+        } else {
+            let looked: Vec<String> = dir
+                .ignored
+                .iter()
+                .map(|i| format!("{} ({})", i.name, i.reason))
+                .collect();
+            format!(
+                "it has no poolscope.toml and none of its files is executable or starts with #!; looked at: {}; hint: chmod +x the scripts, or write a poolscope.toml",
+                looked.join(", ")
+            )
+        };
+        return Err(LoadError::NoTasks { dir: root, why });
+    }
+    Ok(dir)
+}
+
+/// The argv that runs `path`, or why it is not a task.
+fn classify(path: &Path, name: &str) -> Result<Vec<String>, String> {
+    if name.starts_with('.') {
+        return Err("hidden".to_string());
+    }
+    let meta = fs::metadata(path).map_err(|e| format!("unreadable: {e}"))?;
+    if meta.is_dir() {
+        return Err("a directory".to_string());
+    }
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    let file = path.to_string_lossy().into_owned();
+    if meta.permissions().mode() & 0o111 != 0 {
+        return Ok(vec![file]);
+    }
+    match shebang(path) {
+        Some(mut interpreter) => {
+            interpreter.push(file);
+            Ok(interpreter)
+        }
+        None => Err("not executable and has no #! line".to_string()),
+    }
+}
+
+/// The interpreter argv of a `#!` line, if the file starts with one.
+fn shebang(path: &Path) -> Option<Vec<String>> {
+    let mut head = [0u8; 256];
+    let n = fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let head = &head[..n];
+    let line = head.strip_prefix(b"#!")?;
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    let line = std::str::from_utf8(&line[..end]).ok()?.trim();
+    let mut parts = line.splitn(2, char::is_whitespace);
+    let program = parts.next().filter(|p| !p.is_empty())?.to_string();
+    let mut argv = vec![program];
+    if let Some(arg) = parts.next().map(str::trim).filter(|a| !a.is_empty()) {
+        argv.push(arg.to_string());
+    }
+    Some(argv)
+}
