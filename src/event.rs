@@ -222,10 +222,12 @@ pub enum Event {
     },
     /// A record of the run could not be written (disk full, permissions).
     RecordProblem(String),
-    /// The run is over; nothing follows.
+    /// The run is over; nothing follows. `self_cpu` is the CPU time (user + system) this
+    /// poolscope process used itself, its tasks not included.
     RunFinished {
         at: Duration,
         interrupted: bool,
+        self_cpu: Duration,
     },
 }
 

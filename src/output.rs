@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -64,30 +64,36 @@ impl Tail {
 }
 
 /// Writes one stream of one attempt: to its tail, and to its file up to the cap.
+///
+/// The file is created when the first byte arrives, so a silent task leaves no empty files
+/// and costs no file creation.
 #[derive(Debug)]
 pub struct Capture {
     tail: Arc<Tail>,
-    file: Option<File>,
+    file: FileState,
     path: PathBuf,
     written: u64,
     cap: u64,
 }
 
+#[derive(Debug)]
+enum FileState {
+    NotYet,
+    Open(File),
+    /// It could not be created or written; the tail still holds the output.
+    Failed,
+}
+
 impl Capture {
-    /// Create the file at `path` (an unwritable file still keeps the tail).
-    pub fn create(path: &Path, cap: u64) -> (Self, Option<io::Error>) {
-        let (file, error) = match File::create(path) {
-            Ok(f) => (Some(f), None),
-            Err(e) => (None, Some(e)),
-        };
-        let capture = Capture {
+    /// Capture into the file at `path`, created on the first byte.
+    pub fn new(path: &Path, cap: u64) -> Self {
+        Capture {
             tail: Arc::new(Tail::default()),
-            file,
+            file: FileState::NotYet,
             path: path.to_path_buf(),
             written: 0,
             cap,
-        };
-        (capture, error)
+        }
     }
 
     pub fn tail(&self) -> Arc<Tail> {
@@ -106,10 +112,13 @@ impl Capture {
         if keep.is_empty() {
             return;
         }
-        if let Some(file) = &mut self.file
+        if let FileState::NotYet = self.file {
+            self.file = File::create(&self.path).map_or(FileState::Failed, FileState::Open);
+        }
+        if let FileState::Open(file) = &mut self.file
             && file.write_all(keep).is_err()
         {
-            self.file = None;
+            self.file = FileState::Failed;
         }
         self.written += keep.len() as u64;
     }
@@ -118,7 +127,7 @@ impl Capture {
     pub fn finish(mut self) -> u64 {
         let total = self.tail.total();
         if total > self.written
-            && let Some(file) = &mut self.file
+            && let FileState::Open(file) = &mut self.file
         {
             let note = format!(
                 "\n[poolscope: output truncated: the first {} bytes were saved, {} more were dropped]\n",
@@ -157,13 +166,22 @@ mod tests {
     fn file_is_capped_with_a_note() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("x.out");
-        let (mut cap, err) = Capture::create(&path, 10);
-        assert!(err.is_none());
+        let mut cap = Capture::new(&path, 10);
         cap.push(b"0123456789abcdef");
         assert_eq!(cap.finish(), 16);
         let saved = std::fs::read_to_string(&path)?;
         assert!(saved.starts_with("0123456789\n[poolscope: output truncated"));
         assert!(saved.contains("6 more were dropped"));
+        Ok(())
+    }
+
+    #[test]
+    fn silent_stream_leaves_no_file() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("quiet.err");
+        let cap = Capture::new(&path, 10);
+        assert_eq!(cap.finish(), 0);
+        assert!(!path.exists());
         Ok(())
     }
 }

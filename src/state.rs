@@ -90,6 +90,8 @@ impl Counts {
 pub struct RunEnd {
     pub at: Duration,
     pub interrupted: bool,
+    /// CPU time poolscope itself used (not its tasks).
+    pub self_cpu: Duration,
 }
 
 /// Everything the faces show about one run.
@@ -158,12 +160,17 @@ impl RunState {
                     series.push(usage.get(core).copied().unwrap_or(0.0));
                 }
             }
-            Event::RunFinished { at, interrupted } => {
+            Event::RunFinished {
+                at,
+                interrupted,
+                self_cpu,
+            } => {
                 self.advance(*at);
                 self.close_spans(*at, |_| true);
                 self.end = Some(RunEnd {
                     at: *at,
                     interrupted: *interrupted,
+                    self_cpu: *self_cpu,
                 });
             }
         }

@@ -271,6 +271,7 @@ impl Run {
         let finished = Event::RunFinished {
             at: self.ctx.clock.now(),
             interrupted,
+            self_cpu: self_cpu_time(),
         };
         let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
         recorder.observe(&finished);
@@ -281,6 +282,19 @@ impl Run {
         }
         let _ = self.events.send(finished);
     }
+}
+
+/// CPU time (user + system) of this process's own threads, children not included.
+pub fn self_cpu_time() -> Duration {
+    // SAFETY: rusage is plain old data, and getrusage only writes to it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: usage is valid for writes.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 /// Run `dir` to the end on this thread, folding every event into `on_event`.

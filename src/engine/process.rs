@@ -62,6 +62,7 @@ impl Launcher for ProcessLauncher {
         let slot = order.slot;
         let spawned = std::thread::Builder::new()
             .name(format!("poolscope-task-{}", key.seq))
+            .stack_size(256 * 1024)
             .spawn(move || run_attempt(&order, &ctx, &replies));
         if let Err(e) = spawned {
             let at = self.ctx.clock.now();
@@ -108,8 +109,8 @@ fn output_stem(key: AttemptKey) -> String {
 fn run_attempt(order: &AttemptOrder, ctx: &RunContext, replies: &Sender<LaunchMsg>) {
     let key = order.key;
     let stem = output_stem(key);
-    let (stdout, _) = Capture::create(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
-    let (mut stderr, _) = Capture::create(&ctx.outputs.join(format!("{stem}.err")), ctx.output_cap);
+    let stdout = Capture::new(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
+    let mut stderr = Capture::new(&ctx.outputs.join(format!("{stem}.err")), ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
     let mut command = Command::new(&argv[0]);
     command

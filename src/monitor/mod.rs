@@ -4,12 +4,11 @@
 
 mod placement;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
 
 use crate::engine::RunClock;
@@ -40,22 +39,21 @@ pub enum Sample {
     },
 }
 
-/// A running monitor; dropping it stops the thread.
+/// A running monitor; dropping it stops the thread at once.
 pub struct Monitor {
-    stop: Arc<AtomicBool>,
+    stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Monitor {
     /// Start sampling the processes in `watched`, sending to `tx`.
     pub fn spawn(watched: Watched, tx: Sender<Sample>, clock: RunClock) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let (stop, stopped) = crossbeam_channel::bounded(0);
         let thread = std::thread::Builder::new()
             .name("poolscope-monitor".to_string())
-            .spawn(move || sample_loop(&watched, &tx, clock, &flag))?;
+            .spawn(move || sample_loop(&watched, &tx, clock, &stopped))?;
         Ok(Monitor {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -63,7 +61,8 @@ impl Monitor {
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Closing the channel wakes the sampler from its wait.
+        drop(self.stop.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -82,13 +81,13 @@ fn cpu_system() -> Option<System> {
     .ok()
 }
 
-fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &AtomicBool) {
+fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &Receiver<()>) {
     let period = Duration::from_secs(1) / PLACEMENT_HZ;
     let mut system = cpu_system();
     let mut table = ProcessTable::default();
     let mut next = Instant::now();
     let mut tick: u32 = 0;
-    while !stop.load(Ordering::Relaxed) {
+    loop {
         let slow = tick.is_multiple_of(SLOW_EVERY);
         let roots: Vec<(usize, u32)> = watched.lock().map(|w| w.clone()).unwrap_or_default();
         if !roots.is_empty() || !table.is_empty() {
@@ -121,10 +120,11 @@ fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &A
         tick = tick.wrapping_add(1);
         next += period;
         let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else {
+        if next <= now {
             next = now;
+        }
+        if let Err(RecvTimeoutError::Disconnected) = stop.recv_deadline(next) {
+            return;
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Summary {
     pub serial_estimate_seconds: f64,
     /// `serial_estimate_seconds / wall_seconds`.
     pub speedup: Option<f64>,
+    /// CPU seconds poolscope itself used (user + system, its tasks not included).
+    pub poolscope_cpu_seconds: f64,
     pub tasks: Vec<TaskSummary>,
 }
 
@@ -96,6 +98,7 @@ impl Summary {
             },
             serial_estimate_seconds: state.task_time().as_secs_f64(),
             speedup: state.speedup(),
+            poolscope_cpu_seconds: state.end.map_or(0.0, |e| e.self_cpu.as_secs_f64()),
             tasks,
         }
     }
