@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn file_is_capped_with_a_note() -> io::Result<()> {
+    fn file_is_capped_with_a_note() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("x.out");
         let mut cap = Capture::new(&path, 10);
@@ -176,7 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn silent_stream_leaves_no_file() -> io::Result<()> {
+    fn silent_stream_leaves_no_file() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("quiet.err");
         let cap = Capture::new(&path, 10);
