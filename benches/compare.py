@@ -1,0 +1,440 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: poolscope vs xargs -P vs GNU parallel vs multiprocessing.Pool.
+
+Cases (all in one run):
+  sleep20   20 x `sleep 1` on 5 workers (ideal wall time: 4.000 s)
+  true-p2   2000 x `true` on 2 workers
+  true-p8   2000 x `true` on 8 workers
+
+Each tool runs R times per case (--runs, default 5). Within a case the tools are
+interleaved round-robin, and the starting tool rotates from one round to the next,
+so slow phases of a noisy machine are spread over all tools. Wall time is measured
+from outside: time.perf_counter() around subprocess.run() of the whole command, so
+process startup is included.
+
+The poolscope binary comes from $POOLSCOPE, else <repo>/target/release/poolscope,
+which is built with `cargo build --release` if it is missing.
+
+Python 3 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+POOL_SCRIPT = '''\
+import multiprocessing
+import subprocess
+import sys
+
+
+def run(argv):
+    return subprocess.run(argv).returncode
+
+
+if __name__ == "__main__":
+    workers, count, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    with multiprocessing.Pool(workers) as pool:
+        codes = pool.map(run, [argv] * count)
+    bad = sum(1 for c in codes if c != 0)
+    if bad:
+        print(f"{bad} of {count} commands failed", file=sys.stderr)
+        sys.exit(1)
+'''
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Case:
+    key: str
+    title: str
+    count: int
+    workers: int
+    cmd: list[str]
+    throughput: bool
+    ideal: float | None = None
+
+
+CASES = [
+    Case("sleep20", "20 × `sleep 1`, 5 workers", 20, 5, ["sleep", "1"], False, 4.0),
+    Case("true-p2", "2,000 × `true`, 2 workers", 2000, 2, ["true"], True),
+    Case("true-p8", "2,000 × `true`, 8 workers", 2000, 8, ["true"], True),
+]
+
+TOOLS = ["poolscope", "xargs", "parallel", "mp.Pool"]
+
+
+@dataclass
+class Invocation:
+    argv: list[str]
+    stdin: bytes | None
+    shell: str  # the equivalent shell command line, for the report
+
+
+@dataclass
+class Samples:
+    walls: list[float] = field(default_factory=list)
+    # poolscope only: from its JSON summary
+    inner_walls: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def seq_bytes(n: int) -> bytes:
+    return "".join(f"{i}\n" for i in range(1, n + 1)).encode()
+
+
+class Bench:
+    def __init__(self, poolscope: str, parallel: str, work: str):
+        self.poolscope = poolscope
+        self.parallel = parallel
+        self.work = work
+        self.pool_script = os.path.join(work, "pool_bench.py")
+        with open(self.pool_script, "w") as f:
+            f.write(POOL_SCRIPT)
+        self.run_counter = 0
+
+    def task_dir(self, case: Case) -> str:
+        d = os.path.join(self.work, "tasks", case.key)
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            cmd = ", ".join(json.dumps(a) for a in case.cmd)
+            with open(os.path.join(d, "poolscope.toml"), "w") as f:
+                f.write(f"[each]\nrange = [1, {case.count}]\ncmd = [{cmd}]\n")
+        return d
+
+    def invocation(self, tool: str, case: Case) -> Invocation:
+        n, w, cmd = case.count, case.workers, case.cmd
+        qcmd = " ".join(shlex.quote(a) for a in cmd)
+        if tool == "poolscope":
+            self.run_counter += 1
+            out = os.path.join(self.work, "runs", f"{case.key}-{self.run_counter:04d}")
+            argv = [self.poolscope, "run", self.task_dir(case), "--workers", str(w),
+                    "--out", out, "--json"]
+            return Invocation(argv, None, " ".join(
+                ["poolscope", "run", f"<tasks:{case.key}>", "--workers", str(w),
+                 "--out", "<fresh dir>", "--json"]))
+        if tool == "xargs":
+            if case.throughput:
+                argv = ["xargs", f"-P{w}", "-n1"] + cmd
+            else:
+                argv = ["xargs", f"-P{w}", "-I{}"] + cmd
+            return Invocation(argv, seq_bytes(n),
+                              f"seq {n} | " + " ".join(shlex.quote(a) for a in argv))
+        if tool == "parallel":
+            argv = [self.parallel, "--will-cite", f"-j{w}", "-N0"] + cmd
+            return Invocation(argv, seq_bytes(n),
+                              f"seq {n} | parallel --will-cite -j{w} -N0 {qcmd}")
+        if tool == "mp.Pool":
+            argv = [sys.executable, self.pool_script, str(w), str(n)] + cmd
+            return Invocation(argv, None,
+                              f"python3 pool_bench.py {w} {n} {qcmd}"
+                              f"  # Pool({w}).map(subprocess.run of [{', '.join(repr(a) for a in cmd)}])")
+        raise ValueError(tool)
+
+    def run_once(self, tool: str, case: Case, samples: Samples | None) -> float:
+        inv = self.invocation(tool, case)
+        t0 = time.perf_counter()
+        p = subprocess.run(inv.argv, input=inv.stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+        wall = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise BenchError(
+                f"{tool} failed in case {case.key} (exit {p.returncode}): {inv.argv}\n"
+                f"stderr: {p.stderr.decode(errors='replace')[-2000:]}")
+        if tool == "poolscope":
+            try:
+                summary = json.loads(p.stdout)
+            except json.JSONDecodeError as e:
+                raise BenchError(f"poolscope printed no valid JSON in case {case.key}: {e}")
+            t = summary.get("totals", {})
+            if (t.get("tasks") != case.count or t.get("ok") != case.count
+                    or t.get("failed") or t.get("timed_out")):
+                raise BenchError(f"poolscope run not all ok in case {case.key}: totals={t}")
+            if samples is not None:
+                samples.inner_walls.append(float(summary["wall_seconds"]))
+                samples.cpu.append(float(summary["poolscope_cpu_seconds"]))
+        if samples is not None:
+            samples.walls.append(wall)
+        return wall
+
+
+def first_line(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        out = p.stdout.decode(errors="replace").strip().splitlines()
+        return out[0].strip() if out else "?"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"? ({e})"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def find_poolscope() -> str:
+    env = os.environ.get("POOLSCOPE")
+    if env:
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise BenchError(f"POOLSCOPE={env} is not an executable file")
+        return os.path.abspath(env)
+    default = os.path.join(REPO, "target", "release", "poolscope")
+    if not os.path.isfile(default):
+        print(f"{default} missing: running cargo build --release", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
+    if not os.path.isfile(default):
+        raise BenchError(f"{default} still missing after cargo build --release")
+    return default
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b > 0 else "n/a"
+
+
+def report(args, results, facts, versions, command, bins) -> str:
+    L: list[str] = []
+    L.append("# poolscope side-by-side benchmark")
+    L.append("")
+    L.append(f"- Date (UTC): {facts['date']}")
+    L.append(f"- Machine: nproc {facts['nproc']}, CPU `{facts['cpu']}`, "
+             f"kernel `{facts['kernel']}`, load average before start `{facts['load']}`")
+    L.append(f"- Runs per tool per case: {args.runs}, tools interleaved round-robin "
+             "(the starting tool rotates each round); one untimed warm-up per tool first")
+    L.append("- Wall time measured from outside: `time.perf_counter()` around "
+             "`subprocess.run()` of the whole command (process startup included)")
+    L.append("")
+    L.append("Tool versions:")
+    L.append("")
+    for k, v in versions.items():
+        L.append(f"- {k}: `{v}`")
+    L.append("")
+    L.append("Produced by:")
+    L.append("")
+    L.append("```")
+    L.append(command)
+    L.append("```")
+    L.append("")
+    L.append("Commands timed (`seq N` is fed to stdin by the script; task dirs are "
+             "generated `poolscope.toml` files with `[each] range = [1, N]`):")
+    L.append("")
+    for case in results:
+        for tool in TOOLS:
+            L.append(f"- {case.key} / {tool}: `{results[case]['cmds'][tool]}`")
+    L.append("")
+
+    for case, res in results.items():
+        s: dict[str, Samples] = res["samples"]
+        med = {t: statistics.median(s[t].walls) for t in TOOLS}
+        L.append(f"## {case.title}")
+        L.append("")
+        if case.ideal is not None:
+            L.append(f"Ideal wall time: {case.ideal:.3f} s.")
+            L.append("")
+        if case.throughput:
+            L.append("| tool | median s | min s | max s | tasks/s (median) | tasks/s vs xargs |")
+            L.append("|---|---:|---:|---:|---:|---:|")
+        else:
+            L.append("| tool | median s | min s | max s | median vs xargs |")
+            L.append("|---|---:|---:|---:|---:|")
+        for t in TOOLS:
+            w = s[t].walls
+            row = [t, fmt(med[t]), fmt(min(w)), fmt(max(w))]
+            if case.throughput:
+                tp = case.count / med[t]
+                row += [f"{tp:,.0f}", ratio(med["xargs"], med[t])]
+            else:
+                row += [ratio(med[t], med["xargs"])]
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+        if case.throughput:
+            L.append(f"poolscope throughput: {ratio(med['xargs'], med['poolscope'])} xargs, "
+                     f"{ratio(med['parallel'], med['poolscope'])} parallel, "
+                     f"{ratio(med['mp.Pool'], med['poolscope'])} mp.Pool.")
+        else:
+            L.append(f"poolscope wall time: {ratio(med['poolscope'], med['xargs'])} xargs, "
+                     f"{ratio(med['poolscope'], med['parallel'])} parallel, "
+                     f"{ratio(med['poolscope'], med['mp.Pool'])} mp.Pool "
+                     "(below 1× = faster).")
+        L.append("")
+        L.append("All runs, s: " + "; ".join(
+            f"{t} " + " ".join(fmt(x) for x in s[t].walls) for t in TOOLS))
+        L.append("")
+
+    L.append("## poolscope's own CPU time")
+    L.append("")
+    L.append("`poolscope_cpu_seconds` (user+sys of the poolscope process, tasks not "
+             "included) divided by its own `wall_seconds`, from its JSON summary; "
+             "median of the per-run fractions. 100% = one core busy all the time.")
+    L.append("")
+    L.append("| case | CPU s (median) | poolscope wall s (median) | CPU / wall median | min | max | outside wall − poolscope wall (median, startup+exit) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    cpu_frac = {}
+    for case, res in results.items():
+        p: Samples = res["samples"]["poolscope"]
+        fr = [c / w for c, w in zip(p.cpu, p.inner_walls)]
+        cpu_frac[case.key] = statistics.median(fr)
+        gap = statistics.median([o - i for o, i in zip(p.walls, p.inner_walls)])
+        L.append(f"| {case.key} | {statistics.median(p.cpu):.4f} | "
+                 f"{statistics.median(p.inner_walls):.3f} | {100 * cpu_frac[case.key]:.2f}% | "
+                 f"{100 * min(fr):.2f}% | {100 * max(fr):.2f}% | {1000 * gap:.1f} ms |")
+    L.append("")
+
+    L.append("## Targets")
+    L.append("")
+    L.append("Judged on the medians above, no tolerance.")
+    L.append("")
+    L.append("| target | measured | result |")
+    L.append("|---|---|---|")
+    for case, res in results.items():
+        s = res["samples"]
+        med = {t: statistics.median(s[t].walls) for t in TOOLS}
+        if case.key == "sleep20":
+            ok = med["poolscope"] <= med["xargs"]
+            L.append(f"| sleep20: poolscope median ≤ xargs median | "
+                     f"{fmt(med['poolscope'])} s vs {fmt(med['xargs'])} s | "
+                     f"{'PASS' if ok else 'FAIL'} |")
+        else:
+            tp = {t: case.count / med[t] for t in TOOLS}
+            ok1 = tp["poolscope"] >= tp["xargs"]
+            ok2 = tp["poolscope"] >= 5 * tp["parallel"]
+            L.append(f"| {case.key}: poolscope throughput ≥ xargs | "
+                     f"{tp['poolscope']:,.0f} vs {tp['xargs']:,.0f} tasks/s "
+                     f"({ratio(tp['poolscope'], tp['xargs'])}) | {'PASS' if ok1 else 'FAIL'} |")
+            L.append(f"| {case.key}: poolscope throughput ≥ 5× parallel | "
+                     f"{tp['poolscope']:,.0f} vs 5 × {tp['parallel']:,.0f} tasks/s "
+                     f"({ratio(tp['poolscope'], tp['parallel'])}) | {'PASS' if ok2 else 'FAIL'} |")
+    if "sleep20" in cpu_frac:
+        ok = cpu_frac["sleep20"] < 0.02
+        L.append(f"| sleep20: poolscope self CPU < 2% of one core | "
+                 f"{100 * cpu_frac['sleep20']:.2f}% | {'PASS' if ok else 'FAIL'} |")
+    L.append("")
+    return "\n".join(L)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="runs per tool per case (default 5)")
+    ap.add_argument("--write", metavar="FILE", help="also write the markdown report to FILE")
+    ap.add_argument("--cases", default=",".join(c.key for c in CASES),
+                    help="comma-separated subset of: " + ", ".join(c.key for c in CASES))
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be ≥ 1")
+    wanted = [k.strip() for k in args.cases.split(",") if k.strip()]
+    unknown = set(wanted) - {c.key for c in CASES}
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    cases = [c for c in CASES if c.key in wanted]
+
+    facts = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "nproc": first_line(["nproc"]),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
+        "load": loadavg(),
+    }
+    try:
+        poolscope = find_poolscope()
+        parallel = shutil.which("parallel")
+        if not parallel:
+            raise BenchError("GNU parallel not found (benches/run.sh installs it)")
+        if not shutil.which("xargs"):
+            raise BenchError("xargs not found")
+    except (BenchError, subprocess.CalledProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    versions = {
+        "poolscope": first_line([poolscope, "--version"]),
+        "xargs": first_line(["xargs", "--version"]),
+        "parallel": first_line([parallel, "--will-cite", "--version"]),
+        "python3": first_line([sys.executable, "--version"]),
+    }
+    invoked = os.environ.get("POOLSCOPE_BENCH_INVOCATION") or " ".join(
+        shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1]] + sys.argv)
+    env_part = f"POOLSCOPE={shlex.quote(os.environ['POOLSCOPE'])} " if os.environ.get("POOLSCOPE") else ""
+    command = env_part + invoked
+    print(f"poolscope: {poolscope}", file=sys.stderr)
+    for k, v in versions.items():
+        print(f"{k}: {v}", file=sys.stderr)
+    print(f"load average before start: {facts['load']}", file=sys.stderr)
+
+    work = tempfile.mkdtemp(prefix="poolscope-bench-")
+    t_start = time.perf_counter()
+    try:
+        bench = Bench(poolscope, parallel, work)
+        # Warm-up: one tiny untimed run per tool (page cache, Python imports).
+        warm = Case("warmup", "warm-up", 4, 2, ["true"], True)
+        for tool in TOOLS:
+            bench.run_once(tool, warm, None)
+
+        results: dict[Case, dict] = {}
+        for case in cases:
+            samples = {t: Samples() for t in TOOLS}
+            cmds = {t: bench.invocation(t, case).shell for t in TOOLS}
+            for r in range(args.runs):
+                order = TOOLS[r % len(TOOLS):] + TOOLS[:r % len(TOOLS)]
+                for tool in order:
+                    w = bench.run_once(tool, case, samples[tool])
+                    print(f"[{case.key} run {r + 1}/{args.runs}] {tool:9s} {w:7.3f} s",
+                          file=sys.stderr, flush=True)
+            results[case] = {"samples": samples, "cmds": cmds}
+    except BenchError as e:
+        print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    text = report(args, results, facts, versions, command, None)
+    text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
+    print(text)
+    if args.write:
+        with open(args.write, "w") as f:
+            f.write(text)
+        print(f"wrote {args.write}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

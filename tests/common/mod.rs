@@ -1,0 +1,105 @@
+//! Shared helpers for the integration tests: the binary, task directories, waiting.
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The `poolscope` binary under test.
+pub fn app() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_poolscope"))
+}
+
+/// Run `poolscope` with `args` to the end.
+pub fn run(args: &[&str]) -> Output {
+    app().args(args).output().expect("poolscope runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The repository's bundled example `name`.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/examples")
+        .join(name)
+}
+
+/// A fresh temporary task directory holding `manifest` as its poolscope.toml.
+pub fn task_dir(manifest: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("poolscope.toml"), manifest).expect("write manifest");
+    dir
+}
+
+/// Write an executable script.
+pub fn script(path: &Path, body: &str) {
+    fs::write(path, body).expect("write script");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Poll `cond` every 10 ms until it holds or `limit` passes; true if it held.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Is `pid` a live process (not gone, not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Send a signal to a process.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Parsed `summary.json` of a run directory.
+pub fn summary(run_dir: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(run_dir.join("summary.json")).expect("summary.json");
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+/// Rows of a joblog (header checked and dropped), split on tabs.
+pub fn joblog(run_dir: &Path) -> Vec<Vec<String>> {
+    let text = fs::read_to_string(run_dir.join("joblog.tsv")).expect("joblog.tsv");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand")
+    );
+    lines
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// The summary's entry of task `seq`.
+pub fn task(summary: &serde_json::Value, seq: usize) -> &serde_json::Value {
+    &summary["tasks"][seq - 1]
+}

@@ -1,0 +1,140 @@
+//! Never an orphan: however poolscope ends, every process a run started is gone within
+//! 1 s, including background children, double-forked grandchildren and setsid escapees.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// A task that leaves three kinds of descendants and records every PID.
+const SPAWNER: &str = r#"#!/bin/sh
+d="$1"
+n="$POOLSCOPE_TASK"
+sleep 300 & echo $! > "$d/child-$n"
+( sleep 300 & echo $! > "$d/double-fork-$n" )
+setsid sleep 300 & echo $! > "$d/setsid-$n"
+echo $$ > "$d/main-$n"
+exec sleep 300
+"#;
+
+fn spawner_dir(pids: &Path) -> tempfile::TempDir {
+    let dir = task_dir(&format!(
+        "[pool]\nworkers = 2\n\n[each]\nrange = [1, 2]\ncmd = [\"./spawner.sh\", \"{}\"]\n",
+        pids.display()
+    ));
+    script(&dir.path().join("spawner.sh"), SPAWNER);
+    dir
+}
+
+/// Wait until the two tasks wrote their eight PIDs, and return them.
+fn recorded_pids(pids: &Path) -> Vec<i32> {
+    let all_there = wait_for(Duration::from_secs(20), || {
+        fs::read_dir(pids).map_or(0, |d| d.count()) == 8
+            && fs::read_dir(pids).into_iter().flatten().flatten().all(|e| {
+                fs::read_to_string(e.path()).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+            })
+    });
+    assert!(all_there, "the tasks did not record their PIDs");
+    let list: Vec<i32> = fs::read_dir(pids)
+        .expect("pids")
+        .flatten()
+        .map(|e| {
+            fs::read_to_string(e.path())
+                .expect("pid file")
+                .trim()
+                .parse()
+                .expect("pid")
+        })
+        .collect();
+    for &pid in &list {
+        assert!(alive(pid), "{pid} should be running before poolscope dies");
+    }
+    list
+}
+
+fn assert_all_gone_within_a_second(pids: &[i32]) {
+    std::thread::sleep(Duration::from_secs(1));
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &left {
+        signal(p as u32, libc::SIGKILL);
+    }
+    assert!(left.is_empty(), "still alive 1 s later: {left:?}");
+}
+
+#[test]
+fn kill_9_of_poolscope_leaves_nothing_behind() {
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir = spawner_dir(pids.path());
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = app()
+        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn poolscope");
+    let list = recorded_pids(pids.path());
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    assert_all_gone_within_a_second(&list);
+}
+
+#[test]
+fn ctrl_c_kills_the_tasks_records_them_and_exits_130() {
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir = spawner_dir(pids.path());
+    let out = tempfile::tempdir().expect("tmp");
+    let child = app()
+        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn poolscope");
+    let list = recorded_pids(pids.path());
+    signal(child.id(), libc::SIGINT);
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert_all_gone_within_a_second(&list);
+    // What was running is recorded as cancelled, not lost.
+    let s = summary(out.path());
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(joblog(out.path()).len(), 2);
+}
+
+#[test]
+fn a_finished_task_leaves_no_process_behind() {
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir = task_dir(&format!(
+        "[[task]]\nsh = \"sleep 300 & echo $! > {0}/bg; setsid sleep 300 & echo $! > {0}/escapee; ( sleep 300 & echo $! > {0}/double ); echo done\"\n",
+        pids.path().display()
+    ));
+    let out = tempfile::tempdir().expect("tmp");
+    let o = run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--out",
+        out.path().to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list: Vec<i32> = ["bg", "escapee", "double"]
+        .iter()
+        .map(|f| {
+            fs::read_to_string(pids.path().join(f))
+                .expect("pid")
+                .trim()
+                .parse()
+                .expect("pid")
+        })
+        .collect();
+    let left: Vec<i32> = list.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &left {
+        signal(p as u32, libc::SIGKILL);
+    }
+    assert!(left.is_empty(), "left behind after the run: {left:?}");
+    assert_eq!(summary(out.path())["tasks"][0]["status"], "ok");
+}
