@@ -61,7 +61,7 @@ class BenchError(RuntimeError):
     pass
 
 
-@dataclass
+@dataclass(eq=False)
 class Case:
     key: str
     title: str
@@ -128,15 +128,15 @@ class Bench:
             argv = [self.poolscope, "run", self.task_dir(case), "--workers", str(w),
                     "--out", out, "--json"]
             return Invocation(argv, None, " ".join(
-                ["poolscope", "run", f"<tasks:{case.key}>", "--workers", str(w),
-                 "--out", "<fresh dir>", "--json"]))
+                ["poolscope", "run", f"$TMP/tasks/{case.key}", "--workers", str(w),
+                 "--out", f"$TMP/runs/{case.key}-NNNN", "--json"]))
         if tool == "xargs":
             if case.throughput:
                 argv = ["xargs", f"-P{w}", "-n1"] + cmd
             else:
                 argv = ["xargs", f"-P{w}", "-I{}"] + cmd
-            return Invocation(argv, seq_bytes(n),
-                              f"seq {n} | " + " ".join(shlex.quote(a) for a in argv))
+            flags = f"-P{w} -n1" if case.throughput else f"-P{w} -I{{}}"
+            return Invocation(argv, seq_bytes(n), f"seq {n} | xargs {flags} {qcmd}")
         if tool == "parallel":
             argv = [self.parallel, "--will-cite", f"-j{w}", "-N0"] + cmd
             return Invocation(argv, seq_bytes(n),
@@ -227,7 +227,7 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}×" if b > 0 else "n/a"
 
 
-def report(args, results, facts, versions, command, bins) -> str:
+def report(args, results, facts, versions, command) -> str:
     L: list[str] = []
     L.append("# poolscope side-by-side benchmark")
     L.append("")
@@ -250,8 +250,11 @@ def report(args, results, facts, versions, command, bins) -> str:
     L.append(command)
     L.append("```")
     L.append("")
-    L.append("Commands timed (`seq N` is fed to stdin by the script; task dirs are "
-             "generated `poolscope.toml` files with `[each] range = [1, N]`):")
+    L.append("Commands timed (`seq N` is fed to stdin by the script; `$TMP/tasks/CASE` "
+             "holds a generated `poolscope.toml`: `[each]` with `range = [1, N]` and "
+             "`cmd = [...]`; each poolscope run gets a fresh `--out` directory; "
+             "`pool_bench.py` is the small `multiprocessing.Pool` script embedded in "
+             "`benches/compare.py`):")
     L.append("")
     for case in results:
         for tool in TOOLS:
@@ -426,7 +429,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    text = report(args, results, facts, versions, command, None)
+    text = report(args, results, facts, versions, command)
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
     print(text)
     if args.write:

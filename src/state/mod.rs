@@ -366,3 +366,6 @@ impl RunState {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -399,3 +399,6 @@ impl<L: Launcher> Scheduler<L> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,295 @@
+//! The scheduler's ordering, retries, halting and stopping, on a launcher with scripted
+//! outcomes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{Sender, unbounded};
+
+use super::*;
+use crate::event::LiveOutput;
+use crate::task::Program;
+
+/// A launcher whose attempts end at once with scripted outcomes, or hang until signalled.
+struct Scripted {
+    replies: Sender<LaunchMsg>,
+    fail: BTreeSet<(usize, u32)>,
+    hang: BTreeSet<usize>,
+    launched: Arc<Mutex<Vec<(AttemptKey, usize)>>>,
+    signals: Arc<Mutex<Vec<(AttemptKey, Signal)>>>,
+}
+
+fn record(key: AttemptKey, slot: usize, outcome: Outcome) -> AttemptRecord {
+    AttemptRecord {
+        key,
+        slot,
+        pid: 1000 + key.seq as u32,
+        started: Duration::ZERO,
+        ended: Duration::ZERO,
+        signal: match outcome {
+            Outcome::Signaled { signal } => Some(signal),
+            _ => None,
+        },
+        outcome,
+        user: Duration::ZERO,
+        system: Duration::ZERO,
+        max_rss: 0,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        stderr_tail: String::new(),
+        cores: Vec::new(),
+        leftovers_killed: false,
+        is_final: false,
+    }
+}
+
+impl Launcher for Scripted {
+    fn launch(&mut self, order: AttemptOrder) {
+        let key = order.key;
+        self.launched.lock().expect("lock").push((key, order.slot));
+        let output = LiveOutput {
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            stdout_path: PathBuf::new(),
+            stderr_path: PathBuf::new(),
+        };
+        let _ = self.replies.send(LaunchMsg::Started {
+            key,
+            pid: 1000 + key.seq as u32,
+            at: Duration::ZERO,
+            output,
+        });
+        if self.hang.contains(&key.seq) {
+            return;
+        }
+        let code = i32::from(self.fail.contains(&(key.seq, key.attempt)));
+        let finished = record(key, order.slot, Outcome::Exited { code });
+        let _ = self.replies.send(LaunchMsg::Finished(Box::new(finished)));
+    }
+
+    fn signal(&mut self, key: AttemptKey, _pid: u32, signal: Signal) {
+        self.signals.lock().expect("lock").push((key, signal));
+        if self.hang.contains(&key.seq) {
+            let slot = self
+                .launched
+                .lock()
+                .expect("lock")
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(1, |(_, s)| *s);
+            let ended = record(
+                key,
+                slot,
+                Outcome::Signaled {
+                    signal: signal as i32,
+                },
+            );
+            let _ = self.replies.send(LaunchMsg::Finished(Box::new(ended)));
+        }
+    }
+}
+
+struct Outcomes {
+    events: Vec<Event>,
+    launched: Vec<(AttemptKey, usize)>,
+    signals: Vec<(AttemptKey, Signal)>,
+    interrupted: bool,
+}
+
+impl Outcomes {
+    fn finished(&self) -> BTreeMap<AttemptKey, Arc<AttemptRecord>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::AttemptFinished(r) => Some((r.key, Arc::clone(r))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn skipped(&self) -> Vec<(usize, SkipReason)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TaskSkipped { seq, reason } => Some((*seq, *reason)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn key(seq: usize, attempt: u32) -> AttemptKey {
+    AttemptKey { seq, attempt }
+}
+
+fn schedule(
+    n: usize,
+    config: PoolConfig,
+    fail: &[(usize, u32)],
+    hang: &[usize],
+    controls: &[Control],
+    timeout: Option<Duration>,
+) -> Outcomes {
+    let tasks: Vec<Arc<Task>> = (1..=n)
+        .map(|seq| {
+            Arc::new(Task {
+                seq,
+                name: format!("t{seq}"),
+                program: Program::Argv(vec!["true".into()]),
+                input: String::new(),
+                env: vec![],
+                cwd: PathBuf::from("/"),
+                timeout,
+            })
+        })
+        .collect();
+    let (reply_tx, replies) = unbounded();
+    let (control_tx, control_rx) = unbounded();
+    for c in controls {
+        control_tx.send(*c).expect("send");
+    }
+    let launched = Arc::new(Mutex::new(Vec::new()));
+    let signals = Arc::new(Mutex::new(Vec::new()));
+    let launcher = Scripted {
+        replies: reply_tx,
+        fail: fail.iter().copied().collect(),
+        hang: hang.iter().copied().collect(),
+        launched: Arc::clone(&launched),
+        signals: Arc::clone(&signals),
+    };
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&events);
+    let scheduler = Scheduler::new(
+        tasks,
+        (0..n).collect(),
+        config,
+        2,
+        launcher,
+        Inputs {
+            replies,
+            controls: control_rx,
+            samples: crossbeam_channel::never(),
+        },
+        Box::new(move |e| sink.lock().expect("lock").push(e)),
+        RunClock::start(),
+    );
+    let interrupted = scheduler.run();
+    let events = events.lock().expect("lock").clone();
+    let launched = launched.lock().expect("lock").clone();
+    let signals = signals.lock().expect("lock").clone();
+    Outcomes {
+        events,
+        launched,
+        signals,
+        interrupted,
+    }
+}
+
+fn config(workers: usize) -> PoolConfig {
+    PoolConfig {
+        workers,
+        ..PoolConfig::default()
+    }
+}
+
+#[test]
+fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
+    let out = schedule(4, config(2), &[], &[], &[], None);
+    let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
+    assert_eq!(keys, [1, 2, 3, 4]);
+    assert_eq!(out.launched[0].1, 1);
+    assert_eq!(out.launched[1].1, 2);
+    assert!(out.finished().values().all(|r| r.is_final));
+    assert!(!out.interrupted);
+}
+
+#[test]
+fn a_failed_attempt_is_retried_before_later_tasks() {
+    let mut c = config(1);
+    c.retries = 1;
+    let out = schedule(3, c, &[(2, 1)], &[], &[], None);
+    let keys: Vec<AttemptKey> = out.launched.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, [key(1, 1), key(2, 1), key(2, 2), key(3, 1)]);
+    let finished = out.finished();
+    assert!(!finished[&key(2, 1)].is_final);
+    assert!(finished[&key(2, 2)].is_final);
+}
+
+#[test]
+fn retries_run_out() {
+    let mut c = config(1);
+    c.retries = 1;
+    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], None);
+    assert_eq!(out.launched.len(), 2);
+    let last = &out.finished()[&key(1, 2)];
+    assert!(last.is_final);
+    assert_eq!(last.outcome, Outcome::Exited { code: 1 });
+}
+
+#[test]
+fn halt_soon_skips_the_rest_after_a_final_failure() {
+    let mut c = config(1);
+    c.halt = Halt::Soon;
+    let out = schedule(4, c, &[(2, 1)], &[], &[], None);
+    assert_eq!(out.launched.len(), 2);
+    assert_eq!(
+        out.skipped(),
+        [(3, SkipReason::Halted), (4, SkipReason::Halted)]
+    );
+}
+
+#[test]
+fn halt_now_cancels_what_runs() {
+    let mut c = config(2);
+    c.halt = Halt::Now;
+    let out = schedule(3, c, &[(2, 1)], &[1], &[], None);
+    assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
+    assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
+    assert_eq!(out.skipped(), [(3, SkipReason::Halted)]);
+}
+
+#[test]
+fn stop_lets_running_tasks_finish_and_starts_no_more() {
+    let out = schedule(3, config(1), &[], &[], &[Control::Stop], None);
+    assert_eq!(out.launched.len(), 1);
+    assert!(out.signals.is_empty());
+    assert_eq!(
+        out.skipped(),
+        [(2, SkipReason::Stopped), (3, SkipReason::Stopped)]
+    );
+    assert!(out.interrupted);
+}
+
+#[test]
+fn kill_cancels_running_tasks() {
+    let out = schedule(2, config(1), &[], &[1], &[Control::Kill], None);
+    assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
+    assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
+    assert_eq!(out.skipped(), [(2, SkipReason::Stopped)]);
+}
+
+#[test]
+fn a_task_past_its_time_limit_is_timed_out() {
+    let out = schedule(
+        2,
+        config(1),
+        &[],
+        &[1],
+        &[],
+        Some(Duration::from_millis(20)),
+    );
+    assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
+    let finished = out.finished();
+    assert_eq!(finished[&key(1, 1)].outcome, Outcome::TimedOut);
+    assert_eq!(finished[&key(2, 1)].outcome, Outcome::Exited { code: 0 });
+}
+
+#[test]
+fn cancelled_attempts_are_not_retried() {
+    let mut c = config(1);
+    c.retries = 3;
+    let out = schedule(1, c, &[], &[1], &[Control::Kill], None);
+    assert_eq!(out.launched.len(), 1);
+    assert!(out.finished()[&key(1, 1)].is_final);
+}

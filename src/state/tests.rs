@@ -1,0 +1,258 @@
+//! Folding event streams into the model, with no process and no clock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::config::PoolConfig;
+use crate::event::{RunInfo, SlotLoad, TaskInfo};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn info(tasks: usize, workers: usize, cores: usize) -> Event {
+    Event::RunStarted(Arc::new(RunInfo {
+        name: "t".into(),
+        run_dir: PathBuf::from("/tmp/run"),
+        config: PoolConfig {
+            workers,
+            ..PoolConfig::default()
+        },
+        cores,
+        started_at: SystemTime::UNIX_EPOCH,
+        tasks: (1..=tasks)
+            .map(|seq| TaskInfo {
+                seq,
+                name: format!("task {seq}"),
+                command: "true".into(),
+            })
+            .collect(),
+    }))
+}
+
+fn output() -> LiveOutput {
+    LiveOutput {
+        stdout: Arc::default(),
+        stderr: Arc::default(),
+        stdout_path: PathBuf::new(),
+        stderr_path: PathBuf::new(),
+    }
+}
+
+fn started(seq: usize, attempt: u32, slot: usize, pid: u32, at: u64) -> Event {
+    Event::AttemptStarted {
+        key: AttemptKey { seq, attempt },
+        slot,
+        pid,
+        at: ms(at),
+        output: output(),
+    }
+}
+
+fn finished(
+    seq: usize,
+    attempt: u32,
+    slot: usize,
+    span: (u64, u64),
+    outcome: Outcome,
+    is_final: bool,
+) -> Event {
+    Event::AttemptFinished(Arc::new(AttemptRecord {
+        key: AttemptKey { seq, attempt },
+        slot,
+        pid: 100 + seq as u32,
+        started: ms(span.0),
+        ended: ms(span.1),
+        outcome,
+        signal: None,
+        user: Duration::ZERO,
+        system: Duration::ZERO,
+        max_rss: 0,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        stderr_tail: "boom".into(),
+        cores: vec![],
+        leftovers_killed: false,
+        is_final,
+    }))
+}
+
+fn fold(events: &[Event]) -> RunState {
+    let mut state = RunState::new();
+    for e in events {
+        state.apply(e);
+    }
+    state
+}
+
+const OK: Outcome = Outcome::Exited { code: 0 };
+
+#[test]
+fn counts_follow_the_tasks() {
+    let s = fold(&[
+        info(4, 2, 2),
+        started(1, 1, 1, 101, 0),
+        started(2, 1, 2, 102, 0),
+        finished(1, 1, 1, (0, 1000), OK, true),
+        finished(2, 1, 2, (0, 500), Outcome::Exited { code: 3 }, false),
+        started(2, 2, 2, 202, 500),
+        started(3, 1, 1, 103, 1000),
+    ]);
+    let c = s.counts();
+    assert_eq!(
+        c,
+        Counts {
+            total: 4,
+            queued: 1,
+            running: 2,
+            ok: 1,
+            failed: 0,
+            timed_out: 0,
+            skipped: 0
+        }
+    );
+    assert_eq!(s.now, ms(1000));
+}
+
+#[test]
+fn slots_show_the_live_pid_and_tally_attempts() {
+    let s = fold(&[
+        info(3, 1, 1),
+        started(1, 1, 1, 101, 0),
+        finished(1, 1, 1, (0, 10), Outcome::Signaled { signal: 9 }, true),
+        started(2, 1, 1, 102, 10),
+    ]);
+    let slot = &s.slots[0];
+    assert_eq!(slot.current.as_ref().map(|c| c.pid), Some(102));
+    assert_eq!(slot.last_pid, Some(102));
+    assert_eq!((slot.done, slot.failed), (1, 1));
+    assert_eq!(s.failures().len(), 1);
+    assert_eq!(s.counts().failed, 1);
+}
+
+#[test]
+fn loads_update_slots_and_clear_when_the_task_ends() {
+    let mut s = fold(&[info(1, 1, 1), started(1, 1, 1, 101, 0)]);
+    s.apply(&Event::Placement {
+        at: ms(250),
+        placements: vec![],
+        loads: vec![SlotLoad {
+            slot: 1,
+            cpu_percent: 97.0,
+            rss: 4096,
+        }],
+    });
+    assert_eq!(s.slots[0].cpu_percent, 97.0);
+    assert_eq!(s.slots[0].rss, 4096);
+    s.apply(&finished(1, 1, 1, (0, 300), OK, true));
+    assert_eq!(s.slots[0].cpu_percent, 0.0);
+}
+
+#[test]
+fn placements_become_per_core_spans() {
+    let place = |at: u64, list: &[(usize, u32, usize)]| Event::Placement {
+        at: ms(at),
+        placements: list
+            .iter()
+            .map(|&(slot, pid, core)| Placement { slot, pid, core })
+            .collect(),
+        loads: vec![],
+    };
+    let s = fold(&[
+        info(2, 2, 2),
+        started(1, 1, 1, 101, 0),
+        started(2, 1, 2, 102, 0),
+        place(50, &[(1, 101, 0), (2, 102, 1)]),
+        place(100, &[(1, 101, 0), (2, 102, 1)]),
+        // Task 1 migrates to core 1; task 2 to core 0.
+        place(150, &[(1, 101, 1), (2, 102, 0)]),
+        finished(1, 1, 1, (0, 170), OK, true),
+        finished(2, 1, 2, (0, 180), OK, true),
+    ]);
+    let core0: Vec<(usize, u64, u64)> = s.core_spans[0]
+        .iter()
+        .map(|sp| {
+            (
+                sp.seq,
+                sp.start.as_millis() as u64,
+                sp.end.as_millis() as u64,
+            )
+        })
+        .collect();
+    assert_eq!(core0, [(1, 50, 100), (2, 150, 180)]);
+    let core1: Vec<usize> = s.core_spans[1].iter().map(|sp| sp.seq).collect();
+    assert_eq!(core1, [2, 1]);
+}
+
+#[test]
+fn core_usage_is_stored_by_column() {
+    let s = fold(&[
+        info(1, 1, 2),
+        Event::CoreUsage {
+            at: ms(250),
+            usage: vec![10.0, 20.0],
+        },
+        Event::CoreUsage {
+            at: ms(500),
+            usage: vec![30.0, 40.0],
+        },
+    ]);
+    assert_eq!(s.cores.times, [ms(250), ms(500)]);
+    assert_eq!(s.cores.usage, [vec![10.0, 30.0], vec![20.0, 40.0]]);
+}
+
+#[test]
+fn speedup_and_eta_come_from_task_times() {
+    let mut s = fold(&[
+        info(4, 2, 2),
+        started(1, 1, 1, 101, 0),
+        started(2, 1, 2, 102, 0),
+        finished(1, 1, 1, (0, 1000), OK, true),
+        finished(2, 1, 2, (0, 1000), OK, true),
+        started(3, 1, 1, 103, 1000),
+        started(4, 1, 2, 104, 1000),
+    ]);
+    // Two tasks left on two workers, a second each on average.
+    assert_eq!(s.eta(), Some(Duration::from_secs(1)));
+    s.apply(&finished(3, 1, 1, (1000, 2000), OK, true));
+    s.apply(&finished(4, 1, 2, (1000, 2000), OK, true));
+    s.apply(&Event::RunFinished {
+        at: ms(2000),
+        interrupted: false,
+        self_cpu: ms(5),
+    });
+    assert_eq!(s.task_time(), Duration::from_secs(4));
+    assert_eq!(s.speedup(), Some(2.0));
+    assert_eq!(s.eta(), Some(Duration::ZERO));
+    assert_eq!(s.counts().ok, 4);
+}
+
+#[test]
+fn skipped_tasks_are_counted_apart() {
+    let s = fold(&[
+        info(3, 1, 1),
+        Event::TaskSkipped {
+            seq: 1,
+            reason: SkipReason::AlreadyDone,
+        },
+        started(2, 1, 1, 102, 0),
+        finished(2, 1, 1, (0, 5), Outcome::TimedOut, true),
+        Event::TaskSkipped {
+            seq: 3,
+            reason: SkipReason::Halted,
+        },
+    ]);
+    let c = s.counts();
+    assert_eq!((c.skipped, c.timed_out, c.queued), (2, 1, 0));
+}
+
+#[test]
+fn a_new_run_starts_from_scratch() {
+    let mut s = fold(&[info(1, 1, 1), started(1, 1, 1, 101, 0)]);
+    s.apply(&info(2, 3, 1));
+    assert_eq!(s.tasks.len(), 2);
+    assert_eq!(s.slots.len(), 3);
+    assert!(s.attempts.is_empty());
+}
