@@ -50,7 +50,7 @@ pub struct RunArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub pool: PoolArgs,
-    /// Record the run in this directory instead of DIR/.poolscope/runs/<time>/.
+    /// Record the run in this directory instead of `DIR/.poolscope/runs/<time>/`.
     #[arg(long, value_name = "RUNDIR")]
     pub out: Option<PathBuf>,
     /// Rerun only the tasks without a successful joblog line in RUNDIR (default: the latest run).

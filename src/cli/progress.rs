@@ -38,7 +38,12 @@ impl Progress {
             (Progress::Bar(bar), Event::RunStarted(info)) => {
                 bar.set_length(info.tasks.len() as u64)
             }
-            (Progress::Bar(bar), Event::AttemptFinished(_) | Event::TaskSkipped { .. }) => {
+            (
+                Progress::Bar(bar),
+                Event::AttemptStarted { .. }
+                | Event::AttemptFinished(_)
+                | Event::TaskSkipped { .. },
+            ) => {
                 let c = state.counts();
                 bar.set_position((c.done() + c.skipped) as u64);
                 let eta = state.eta().map_or_else(String::new, |d| {
