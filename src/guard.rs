@@ -14,15 +14,16 @@
 //!    process ends (exit, panic, `kill -9`), the pipe closes, and the guardian kills every
 //!    process that carries this process's token, then exits. It ignores SIGINT, SIGTERM and
 //!    SIGHUP and sits in its own process group, so Ctrl-C in the terminal does not reach it.
+//!    The two watch each other: should the guardian die, this process starts a new one.
 
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{self, SigHandler, Signal};
@@ -136,27 +137,43 @@ pub fn sweep(prefix: &str, limit: Duration) -> usize {
     }
 }
 
-/// The write end of the guardian's pipe; held until this process ends.
-static GUARDIAN: OnceLock<OwnedFd> = OnceLock::new();
+/// The write end of the live guardian's pipe; held until this process ends.
+static GUARDIAN: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
-/// Start the guardian (once per process) by running `exe __guardian <token>/`.
+/// Start the guardian (once per process) by running `exe __guardian <token>/`. Should the
+/// guardian itself die, a watcher thread starts a new one.
 pub fn start_guardian(exe: &Path) -> io::Result<()> {
-    if GUARDIAN.get().is_some() {
-        return Ok(());
+    let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    if live.is_none() {
+        *live = Some(spawn_guardian(exe.to_path_buf())?);
     }
+    Ok(())
+}
+
+fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
     let (read, write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    Command::new(exe)
+    let mut child = Command::new(&exe)
         .arg("__guardian")
         .arg(format!("{}/", process_token()))
         .stdin(Stdio::from(read))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .env_remove(MARKER_VAR)
         .process_group(0)
         .spawn()?;
-    // A second caller racing us keeps its own pipe open, which is harmless.
-    let _ = GUARDIAN.set(write);
-    Ok(())
+    // The guardian never writes: its stdout reaches end of file when it dies.
+    let mut alive = child.stdout.take();
+    std::thread::Builder::new()
+        .name("poolscope-guardian-watch".to_string())
+        .spawn(move || {
+            if let Some(out) = &mut alive {
+                let _ = out.read(&mut [0u8; 1]);
+            }
+            let _ = child.wait();
+            let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+            *live = spawn_guardian(exe).ok();
+        })?;
+    Ok(write)
 }
 
 /// Body of `poolscope __guardian PREFIX`: wait for the pipe on stdin to close, then kill

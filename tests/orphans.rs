@@ -138,3 +138,44 @@ fn a_finished_task_leaves_no_process_behind() {
     assert!(left.is_empty(), "left behind after the run: {left:?}");
     assert_eq!(summary(out.path())["tasks"][0]["status"], "ok");
 }
+
+/// The guardian child of `pid`, if there is one.
+fn guardian_of(pid: u32) -> Option<i32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let p: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(format!("/proc/{p}/cmdline")).ok()?;
+        let status = fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        let is_guardian = cmdline.split(|&b| b == 0).any(|a| a == b"__guardian");
+        (is_guardian && ppid == pid && alive(p)).then_some(p)
+    })
+}
+
+#[test]
+fn a_killed_guardian_is_replaced() {
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir = spawner_dir(pids.path());
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = app()
+        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn poolscope");
+    let list = recorded_pids(pids.path());
+    let first = guardian_of(child.id()).expect("a guardian runs");
+    signal(first as u32, libc::SIGKILL);
+    let replaced = wait_for(Duration::from_secs(5), || {
+        guardian_of(child.id()).is_some_and(|g| g != first)
+    });
+    assert!(replaced, "no new guardian after the first was killed");
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    assert_all_gone_within_a_second(&list);
+}

@@ -181,7 +181,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }

@@ -60,7 +60,7 @@ impl Progress {
                 let line = line(record, state, done, total);
                 let _ = writeln!(std::io::stderr(), "{line}");
             }
-            (_, Event::RecordProblem(problem)) => eprintln!("warning: {problem}"),
+            (_, Event::RecordProblem(problem)) => super::report::warn(problem),
             _ => {}
         }
     }

@@ -1,11 +1,31 @@
 //! What `poolscope run` prints: the load report (`--dry-run`) and the end-of-run summary.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::config::PoolConfig;
 use crate::record::Summary;
 use crate::state::RunState;
 use crate::taskdir::TaskDir;
+
+/// `writeln!` into a String, which cannot fail.
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Print to stdout; a closed stdout (`| head`) is not an error worth a panic.
+pub fn print(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// A warning line on stderr, never a panic.
+pub fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "warning: {text}");
+}
 
 /// `1.234s`, or `2m03.4s` past a minute.
 pub fn seconds(d: Duration) -> String {
@@ -17,13 +37,16 @@ pub fn seconds(d: Duration) -> String {
     }
 }
 
-pub fn print_load_report(dir: &TaskDir, config: &PoolConfig) {
-    println!("{} — {}", dir.name, dir.root.display());
+/// The load report of `--dry-run`.
+pub fn load_report(dir: &TaskDir, config: &PoolConfig) -> String {
+    let mut out = String::new();
+    line!(out, "{} — {}", dir.name, dir.root.display());
     match &dir.manifest {
-        Some(m) => println!("manifest: {}", m.display()),
-        None => println!("manifest: none (every executable file is a task)"),
+        Some(m) => line!(out, "manifest: {}", m.display()),
+        None => line!(out, "manifest: none (every executable file is a task)"),
     }
-    println!(
+    line!(
+        out,
         "pool: {} workers, timeout {}, retries {}, halt {:?}, order {:?}, pin {}",
         config.workers,
         config.timeout.map_or("none".to_string(), seconds),
@@ -32,10 +55,11 @@ pub fn print_load_report(dir: &TaskDir, config: &PoolConfig) {
         config.order,
         config.pin
     );
-    println!("{} tasks:", dir.tasks.len());
+    line!(out, "{} tasks:", dir.tasks.len());
     let width = dir.tasks.len().to_string().len();
     for task in &dir.tasks {
-        println!(
+        line!(
+            out,
             "  {:>width$}  {}  $ {}",
             task.seq,
             task.name,
@@ -43,17 +67,20 @@ pub fn print_load_report(dir: &TaskDir, config: &PoolConfig) {
         );
     }
     if !dir.ignored.is_empty() {
-        println!("ignored:");
+        line!(out, "ignored:");
         for i in &dir.ignored {
-            println!("  {} — {}", i.name, i.reason);
+            line!(out, "  {} — {}", i.name, i.reason);
         }
     }
     for note in &dir.notes {
-        println!("note: {note}");
+        line!(out, "note: {note}");
     }
+    out
 }
 
-pub fn print_summary(state: &RunState, summary: &Summary) {
+/// The end-of-run summary.
+pub fn summary_text(state: &RunState, summary: &Summary) -> String {
+    let mut out = String::new();
     let t = &summary.totals;
     let mut counts = format!(
         "{} tasks: {} ok, {} failed, {} timed out",
@@ -65,12 +92,13 @@ pub fn print_summary(state: &RunState, summary: &Summary) {
     if t.not_run > 0 {
         counts.push_str(&format!(", {} not run", t.not_run));
     }
-    println!("{}: {counts}", summary.name);
+    line!(out, "{}: {counts}", summary.name);
     let workers = summary.config.as_ref().map_or(0, |c| c.workers);
     let speedup = summary.speedup.map_or_else(String::new, |s| {
         format!(" → speed-up {s:.2}× on {workers} workers")
     });
-    println!(
+    line!(
+        out,
         "wall {} · summed task time {} · estimated serial time {}{speedup}",
         seconds(state.elapsed()),
         seconds(state.task_time()),
@@ -78,14 +106,15 @@ pub fn print_summary(state: &RunState, summary: &Summary) {
     );
     let failures = state.failures();
     if !failures.is_empty() {
-        println!("failures:");
+        line!(out, "failures:");
         for f in failures {
             let name = summary
                 .tasks
                 .get(f.key.seq - 1)
                 .map_or("", |t| t.name.as_str());
             let last = f.stderr_tail.lines().last().unwrap_or("(no stderr)");
-            println!(
+            line!(
+                out,
                 "  #{} {}: {} — {}",
                 f.key.seq,
                 name,
@@ -94,5 +123,6 @@ pub fn print_summary(state: &RunState, summary: &Summary) {
             );
         }
     }
-    println!("run directory: {}", summary.run_dir);
+    line!(out, "run directory: {}", summary.run_dir);
+    out
 }

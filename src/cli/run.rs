@@ -16,7 +16,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
     let config = args.pool.settings().or(&dir.pool).resolve();
     if args.dry_run {
-        report::print_load_report(&dir, &config);
+        report::print(&report::load_report(&dir, &config));
         return Ok(exit::OK);
     }
     let run_dir = match (&args.out, args.resume) {
@@ -59,11 +59,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let summary = Summary::of(&state, &tasks);
     if args.json {
         match serde_json::to_string_pretty(&summary) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("error: cannot print the summary as JSON: {e}"),
+            Ok(json) => report::print(&format!("{json}\n")),
+            Err(e) => report::warn(&format!("cannot print the summary as JSON: {e}")),
         }
     } else {
-        report::print_summary(&state, &summary);
+        report::print(&report::summary_text(&state, &summary));
     }
     Ok(exit_code(&summary, signals.load(Ordering::SeqCst) > 0))
 }
@@ -84,7 +84,7 @@ fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
 fn install_interrupt(controls: crossbeam_channel::Sender<Control>, count: Arc<AtomicU32>) {
     let _ = ctrlc::set_handler(move || {
         if count.fetch_add(1, Ordering::SeqCst) == 0 {
-            eprintln!("\ninterrupted: stopping the running tasks (again to quit at once)");
+            super::report::warn("interrupted: stopping the running tasks (again to quit at once)");
             let _ = controls.send(Control::Kill);
         } else {
             std::process::exit(i32::from(exit::INTERRUPTED));

@@ -185,7 +185,7 @@ fn run_attempt(order: &AttemptOrder, ctx: &RunContext, replies: &Sender<LaunchMs
         stdout_bytes: stdout.finish(),
         stderr_bytes: stderr.finish(),
         stderr_tail,
-        cores: Vec::new(),
+        cores: exit.last_core.into_iter().collect(),
         leftovers_killed: exit.leftovers_killed,
         is_final: false,
     };
@@ -209,6 +209,7 @@ struct Exit {
     system: Duration,
     max_rss: u64,
     leftovers_killed: bool,
+    last_core: Option<usize>,
 }
 
 struct Pump<'a> {
@@ -312,6 +313,8 @@ impl Pump<'_> {
 
     /// Reap the main process and kill what is left of its process group.
     fn reap(&mut self) -> Exit {
+        // Read before reaping: a zombie's stat still names the core it last ran on.
+        let last_core = crate::monitor::last_core(self.pid);
         let (status, usage) = wait4(self.pid);
         let at = self.ctx.clock.now();
         let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
@@ -342,6 +345,7 @@ impl Pump<'_> {
             system: timeval(usage.ru_stime),
             max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
             leftovers_killed,
+            last_core,
         }
     }
 }

@@ -186,6 +186,14 @@ fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     })
 }
 
+/// The core `pid` runs on, or last ran on (a zombie's `stat` still says).
+pub fn last_core(pid: u32) -> Option<usize> {
+    let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(39 - 3)?.parse().ok()
+}
+
 /// Children of every thread of `pid`.
 fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -242,6 +250,7 @@ mod tests {
         let placements = table.placements();
         assert_eq!(placements.len(), 1);
         assert_eq!(placements[0].pid, std::process::id());
+        assert!(last_core(std::process::id()).is_some());
         let loads = table.loads();
         assert_eq!(loads.len(), 1);
         assert!(loads[0].rss > 0);

@@ -232,7 +232,9 @@ impl<L: Launcher> Scheduler<L> {
         };
         self.free.insert(run.slot);
         self.set_watched(run.slot, None);
-        record.cores = run.cores.into_iter().collect();
+        let mut cores = run.cores;
+        cores.extend(record.cores.iter().copied());
+        record.cores = cores.into_iter().collect();
         match run.kill {
             Some((KillReason::Timeout, _)) => record.outcome = Outcome::TimedOut,
             Some((KillReason::Cancel, _)) if !record.outcome.is_success() => {
@@ -241,6 +243,10 @@ impl<L: Launcher> Scheduler<L> {
             _ => {}
         }
         let failed = !record.outcome.is_success();
+        if !failed {
+            // The tail is kept for error reports; the file has the rest.
+            record.stderr_tail.clear();
+        }
         let cancelled = record.outcome == Outcome::Cancelled;
         let retry = failed
             && !cancelled
