@@ -5,6 +5,7 @@
 mod clock;
 pub mod launcher;
 pub mod process;
+mod resolve;
 pub mod scheduler;
 
 use std::collections::BTreeMap;

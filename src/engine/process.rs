@@ -7,6 +7,7 @@
 //! drained; if they stay open, something escaped the group while holding them, so the
 //! processes carrying the attempt's marker are killed too (see [`crate::guard`]).
 
+use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -22,6 +23,7 @@ use nix::unistd::Pid;
 
 use super::clock::RunClock;
 use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
+use super::resolve::Resolver;
 use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Outcome, Stream};
 use crate::guard::{MARKER_VAR, RunMarker};
 use crate::output::Capture;
@@ -42,29 +44,69 @@ pub struct RunContext {
     pub clock: RunClock,
 }
 
-/// Runs each attempt as a process group.
+/// Runs each attempt as a process group, on one thread per worker slot (started on the
+/// slot's first attempt and kept, so a new attempt costs no thread creation).
 pub struct ProcessLauncher {
     ctx: Arc<RunContext>,
     replies: Sender<LaunchMsg>,
+    slots: Vec<Option<Sender<AttemptOrder>>>,
 }
 
 impl ProcessLauncher {
     pub fn new(ctx: Arc<RunContext>, replies: Sender<LaunchMsg>) -> Self {
-        ProcessLauncher { ctx, replies }
+        ProcessLauncher {
+            ctx,
+            replies,
+            slots: Vec::new(),
+        }
+    }
+
+    /// The order channel of `slot`'s thread, starting the thread if needed.
+    fn slot_thread(
+        &mut self,
+        slot: usize,
+        core: Option<usize>,
+    ) -> std::io::Result<&Sender<AttemptOrder>> {
+        if self.slots.len() < slot {
+            self.slots.resize_with(slot, || None);
+        }
+        let entry = &mut self.slots[slot - 1];
+        if entry.is_none() {
+            let (tx, orders) = crossbeam_channel::unbounded::<AttemptOrder>();
+            let ctx = Arc::clone(&self.ctx);
+            let replies = self.replies.clone();
+            std::thread::Builder::new()
+                .name(format!("poolscope-slot-{slot}"))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    if let Some(core) = core {
+                        // Children inherit the spawning thread's affinity.
+                        pin_this_thread(core);
+                    }
+                    let mut resolver = Resolver::default();
+                    for order in orders {
+                        run_attempt(&order, &ctx, &replies, &mut resolver);
+                    }
+                })?;
+            *entry = Some(tx);
+        }
+        entry
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("slot thread missing"))
     }
 }
 
 impl Launcher for ProcessLauncher {
     fn launch(&mut self, order: AttemptOrder) {
-        let ctx = Arc::clone(&self.ctx);
-        let replies = self.replies.clone();
-        let key = order.key;
-        let slot = order.slot;
-        let spawned = std::thread::Builder::new()
-            .name(format!("poolscope-task-{}", key.seq))
-            .stack_size(256 * 1024)
-            .spawn(move || run_attempt(&order, &ctx, &replies));
-        if let Err(e) = spawned {
+        let (key, slot) = (order.key, order.slot);
+        let sent = match self.slot_thread(slot, order.core) {
+            Ok(tx) => tx
+                .send(order)
+                .map_err(|_| std::io::Error::other("slot thread ended")),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            self.slots[slot - 1] = None;
             let at = self.ctx.clock.now();
             let record = not_started(key, slot, at, format!("no thread to run it: {e}"));
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
@@ -106,13 +148,31 @@ fn output_stem(key: AttemptKey) -> String {
     }
 }
 
-fn run_attempt(order: &AttemptOrder, ctx: &RunContext, replies: &Sender<LaunchMsg>) {
+fn run_attempt(
+    order: &AttemptOrder,
+    ctx: &RunContext,
+    replies: &Sender<LaunchMsg>,
+    resolver: &mut Resolver,
+) {
     let key = order.key;
     let stem = output_stem(key);
     let stdout = Capture::new(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
     let mut stderr = Capture::new(&ctx.outputs.join(format!("{stem}.err")), ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
-    let mut command = Command::new(&argv[0]);
+    let task_path = order
+        .task
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsStr::new(v));
+    let mut command = match resolver.resolve(&argv[0], task_path) {
+        Some(file) => {
+            let mut c = Command::new(file);
+            c.arg0(&argv[0]);
+            c
+        }
+        None => Command::new(&argv[0]),
+    };
     command
         .args(&argv[1..])
         .current_dir(&order.task.cwd)
@@ -125,9 +185,6 @@ fn run_attempt(order: &AttemptOrder, ctx: &RunContext, replies: &Sender<LaunchMs
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(core) = order.core {
-        pin_this_thread(core);
-    }
     let started = ctx.clock.now();
     let mut child = match command.spawn() {
         Ok(child) => child,

@@ -2,29 +2,93 @@
 //! complete event per attempt on the track of its worker slot, and per-core utilization as
 //! counters. Times are microseconds from the run's start.
 
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use crate::state::RunState;
 
 pub const FILE: &str = "trace.json";
 
-/// The trace of `state` as JSON.
-pub fn render(state: &RunState) -> Value {
+/// The whole file.
+#[derive(Debug, Serialize)]
+pub struct Trace<'a> {
+    #[serde(rename = "traceEvents")]
+    pub trace_events: Vec<TraceEvent<'a>>,
+    #[serde(rename = "displayTimeUnit")]
+    pub display_time_unit: &'static str,
+}
+
+/// One event; which fields appear depends on `ph`.
+#[derive(Debug, Serialize)]
+pub struct TraceEvent<'a> {
+    pub name: &'a str,
+    pub ph: &'static str,
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tid: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cat: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dur: Option<f64>,
+    pub args: Args<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Args<'a> {
+    Name { name: String },
+    SortIndex { sort_index: usize },
+    Attempt(AttemptArgs<'a>),
+    Counters(BTreeMap<String, f32>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptArgs<'a> {
+    pub task: usize,
+    pub attempt: u32,
+    pub os_pid: u32,
+    pub outcome: String,
+    pub cores: &'a [usize],
+    pub user_ms: f64,
+    pub system_ms: f64,
+    pub max_rss: u64,
+}
+
+fn meta<'a>(name: &'a str, tid: usize, args: Args<'a>) -> TraceEvent<'a> {
+    TraceEvent {
+        name,
+        ph: "M",
+        pid: 1,
+        tid: Some(tid),
+        cat: None,
+        ts: None,
+        dur: None,
+        args,
+    }
+}
+
+/// The trace of `state`.
+pub fn render(state: &RunState) -> Trace<'_> {
     let mut events = Vec::with_capacity(state.attempts.len() + state.cores.times.len() + 8);
     let name = state.info.as_ref().map_or("poolscope", |i| i.name.as_str());
-    events.push(
-        json!({"name": "process_name", "ph": "M", "pid": 1, "tid": 0,
-        "args": {"name": format!("poolscope: {name}")}}),
-    );
+    events.push(meta(
+        "process_name",
+        0,
+        Args::Name {
+            name: format!("poolscope: {name}"),
+        },
+    ));
     for slot in 1..=state.slots.len() {
-        events.push(
-            json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": slot,
-            "args": {"name": format!("worker slot {slot}")}}),
-        );
-        events.push(
-            json!({"name": "thread_sort_index", "ph": "M", "pid": 1, "tid": slot,
-            "args": {"sort_index": slot}}),
-        );
+        let label = format!("worker slot {slot}");
+        events.push(meta("thread_name", slot, Args::Name { name: label }));
+        events.push(meta(
+            "thread_sort_index",
+            slot,
+            Args::SortIndex { sort_index: slot },
+        ));
     }
     let task_names: Vec<&str> = state
         .info
@@ -32,36 +96,56 @@ pub fn render(state: &RunState) -> Value {
         .map(|i| i.tasks.iter().map(|t| t.name.as_str()).collect())
         .unwrap_or_default();
     for a in &state.attempts {
-        let name = task_names.get(a.key.seq - 1).copied().unwrap_or("task");
-        events.push(json!({
-            "name": name,
-            "cat": if a.outcome.is_success() { "ok" } else { "failed" },
-            "ph": "X",
-            "pid": 1,
-            "tid": a.slot,
-            "ts": micros(a.started),
-            "dur": micros(a.wall()),
-            "args": {
-                "task": a.key.seq,
-                "attempt": a.key.attempt,
-                "os_pid": a.pid,
-                "outcome": a.outcome.describe(),
-                "cores": a.cores,
-                "user_ms": a.user.as_secs_f64() * 1000.0,
-                "system_ms": a.system.as_secs_f64() * 1000.0,
-                "max_rss": a.max_rss,
-            }
-        }));
+        events.push(TraceEvent {
+            name: task_names.get(a.key.seq - 1).copied().unwrap_or("task"),
+            ph: "X",
+            pid: 1,
+            tid: Some(a.slot),
+            cat: Some(if a.outcome.is_success() {
+                "ok"
+            } else {
+                "failed"
+            }),
+            ts: Some(micros(a.started)),
+            dur: Some(micros(a.wall())),
+            args: Args::Attempt(AttemptArgs {
+                task: a.key.seq,
+                attempt: a.key.attempt,
+                os_pid: a.pid,
+                outcome: a.outcome.describe(),
+                cores: &a.cores,
+                user_ms: a.user.as_secs_f64() * 1000.0,
+                system_ms: a.system.as_secs_f64() * 1000.0,
+                max_rss: a.max_rss,
+            }),
+        });
     }
     for (i, at) in state.cores.times.iter().enumerate() {
-        let mut args = serde_json::Map::new();
-        for (core, series) in state.cores.usage.iter().enumerate() {
-            let v = series.get(i).copied().unwrap_or(0.0);
-            args.insert(format!("core {core}"), json!((v * 10.0).round() / 10.0));
-        }
-        events.push(json!({"name": "CPU utilization %", "ph": "C", "pid": 1, "ts": micros(*at), "args": args}));
+        let counters = state
+            .cores
+            .usage
+            .iter()
+            .enumerate()
+            .map(|(core, series)| {
+                let v = series.get(i).copied().unwrap_or(0.0);
+                (format!("core {core}"), (v * 10.0).round() / 10.0)
+            })
+            .collect();
+        events.push(TraceEvent {
+            name: "CPU utilization %",
+            ph: "C",
+            pid: 1,
+            tid: None,
+            cat: None,
+            ts: Some(micros(*at)),
+            dur: None,
+            args: Args::Counters(counters),
+        });
     }
-    json!({"traceEvents": events, "displayTimeUnit": "ms"})
+    Trace {
+        trace_events: events,
+        display_time_unit: "ms",
+    }
 }
 
 fn micros(d: std::time::Duration) -> f64 {

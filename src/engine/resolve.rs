@@ -1,0 +1,74 @@
+//! Finding a program on `PATH` once per run instead of once per spawn.
+//!
+//! `execvp` tries every `PATH` entry in turn, and each miss is a failed `execve` in the
+//! child: with a long `PATH` that is most of what spawning a tiny task costs. A slot
+//! resolves each program name once and spawns the absolute path, keeping `argv[0]` as
+//! written.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Program names already looked up, by name and the `PATH` they were looked up in.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    found: HashMap<(String, Option<OsString>), Option<PathBuf>>,
+}
+
+impl Resolver {
+    /// The file `program` names: itself if it holds a slash, else the first executable
+    /// match on `path` (the task's own `PATH`, or poolscope's). `None` if nothing matches.
+    pub fn resolve(&mut self, program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+        if program.contains('/') || program.is_empty() {
+            return None;
+        }
+        let key = (program.to_string(), path.map(OsStr::to_os_string));
+        if let Some(hit) = self.found.get(&key) {
+            return hit.clone();
+        }
+        let search = path
+            .map(OsStr::to_os_string)
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        let hit = std::env::split_paths(&search)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(|dir| dir.join(program))
+            .find(|candidate| executable(candidate));
+        self.found.insert(key, hit.clone());
+        hit
+    }
+}
+
+fn executable(path: &Path) -> bool {
+    if !path.is_file() {
+        return false;
+    }
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c is a valid NUL-terminated string.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_on_the_path_once() {
+        let mut r = Resolver::default();
+        let sh = r.resolve("sh", Some(OsStr::new("/nonexistent:/bin:/usr/bin")));
+        assert!(
+            sh.as_ref()
+                .is_some_and(|p| p.ends_with("sh") && p.is_absolute())
+        );
+        assert_eq!(
+            r.resolve("sh", Some(OsStr::new("/nonexistent:/bin:/usr/bin"))),
+            sh
+        );
+        assert_eq!(r.resolve("no-such-program-xyz", None), None);
+        assert_eq!(r.resolve("./local", None), None);
+        assert_eq!(r.resolve("sh", Some(OsStr::new("/nonexistent"))), None);
+    }
+}
