@@ -219,6 +219,22 @@ def find_poolscope() -> str:
     return default
 
 
+def git_rev() -> str:
+    """The repository's HEAD commit at benchmark time (the binary may differ if $POOLSCOPE
+    points elsewhere)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=30)
+        if head.returncode != 0:
+            return "?"
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30)
+        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
 def fmt(x: float) -> str:
     return f"{x:.3f}"
 
@@ -234,6 +250,8 @@ def report(args, results, facts, versions, command) -> str:
     L.append(f"- Date (UTC): {facts['date']}")
     L.append(f"- Machine: nproc {facts['nproc']}, CPU `{facts['cpu']}`, "
              f"kernel `{facts['kernel']}`, load average before start `{facts['load']}`")
+    L.append(f"- Repository HEAD at run time: `{facts['rev']}`; poolscope binary: "
+             f"`{facts['binary']}`")
     L.append(f"- Runs per tool per case: {args.runs}, tools interleaved round-robin "
              "(the starting tool rotates each round); one untimed warm-up per tool first")
     L.append("- Wall time measured from outside: `time.perf_counter()` around "
@@ -373,6 +391,7 @@ def main() -> int:
         "cpu": cpu_model(),
         "kernel": platform.release(),
         "load": loadavg(),
+        "rev": git_rev(),
     }
     try:
         poolscope = find_poolscope()
@@ -385,6 +404,7 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    facts["binary"] = poolscope
     versions = {
         "poolscope": first_line([poolscope, "--version"]),
         "xargs": first_line(["xargs", "--version"]),
