@@ -2,7 +2,13 @@
 //!
 //! The scheduler decides what runs where and when; a [`Launcher`] makes it happen and
 //! reports back on a channel. [`super::process::ProcessLauncher`] runs each attempt as its
-//! own process group; tests use launchers with fixed outcomes.
+//! own process group; the scheduler's tests use a launcher with scripted outcomes.
+//!
+//! Each worker slot holds at most one running attempt and at most one waiting order. The
+//! waiting order starts the moment the running attempt succeeds, without a round trip
+//! through the scheduler; after a failure the slot waits for [`Launcher::resume`], so
+//! that retries and halting are decided first. A waiting order can be taken back until it
+//! starts, so a slot that frees up early can run it instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +52,14 @@ pub enum LaunchMsg {
 
 /// Runs attempts and signals them.
 pub trait Launcher: Send {
-    /// Start `order`; report `Started` (unless it cannot start) and then `Finished`.
+    /// Start `order` on its slot at once if the slot is idle, else as soon as the slot's
+    /// running attempt succeeds (or, after a failure, once [`Launcher::resume`] is called).
+    /// Reports `Started` (unless it cannot start) and then `Finished`.
     fn launch(&mut self, order: AttemptOrder);
+    /// Take back the order waiting on `slot`, if it has not started.
+    fn retract(&mut self, slot: usize) -> Option<AttemptOrder>;
+    /// After a failed attempt on `slot`, let the slot start its waiting order.
+    fn resume(&mut self, slot: usize);
     /// Send `signal` to every process of the running attempt `key` (main process `pid`).
     fn signal(&mut self, key: AttemptKey, pid: u32, signal: Signal);
 }

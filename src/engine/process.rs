@@ -7,13 +7,14 @@
 //! drained; if they stay open, something escaped the group while holding them, so the
 //! processes carrying the attempt's marker are killed too (see [`crate::guard`]).
 
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -49,7 +50,22 @@ pub struct RunContext {
 pub struct ProcessLauncher {
     ctx: Arc<RunContext>,
     replies: Sender<LaunchMsg>,
-    slots: Vec<Option<Sender<AttemptOrder>>>,
+    slots: Vec<Option<SlotThread>>,
+}
+
+/// A worker slot's thread: the orders it has not started yet (the slot's next attempt
+/// and at most one behind it), and a channel to wake it.
+struct SlotThread {
+    waiting: Arc<Mutex<VecDeque<AttemptOrder>>>,
+    wake: Sender<Wake>,
+}
+
+/// Why a slot thread is woken.
+enum Wake {
+    /// Look for a waiting order.
+    Look,
+    /// The last attempt failed and the scheduler has decided: carry on.
+    Resume,
 }
 
 impl ProcessLauncher {
@@ -61,55 +77,103 @@ impl ProcessLauncher {
         }
     }
 
-    /// The order channel of `slot`'s thread, starting the thread if needed.
-    fn slot_thread(
-        &mut self,
-        slot: usize,
-        core: Option<usize>,
-    ) -> std::io::Result<&Sender<AttemptOrder>> {
+    /// `slot`'s thread, started if needed.
+    fn slot_thread(&mut self, slot: usize, core: Option<usize>) -> io::Result<&SlotThread> {
         if self.slots.len() < slot {
             self.slots.resize_with(slot, || None);
         }
         let entry = &mut self.slots[slot - 1];
         if entry.is_none() {
-            let (tx, orders) = crossbeam_channel::unbounded::<AttemptOrder>();
+            let (wake, woken) = crossbeam_channel::unbounded();
+            let waiting = Arc::new(Mutex::new(VecDeque::new()));
+            let mailbox = Arc::clone(&waiting);
             let ctx = Arc::clone(&self.ctx);
             let replies = self.replies.clone();
             std::thread::Builder::new()
                 .name(format!("poolscope-slot-{slot}"))
                 .stack_size(256 * 1024)
-                .spawn(move || {
-                    if let Some(core) = core {
-                        // Children inherit the spawning thread's affinity.
-                        pin_this_thread(core);
-                    }
-                    let mut resolver = Resolver::default();
-                    for order in orders {
-                        run_attempt(&order, &ctx, &replies, &mut resolver);
-                    }
-                })?;
-            *entry = Some(tx);
+                .spawn(move || slot_loop(&mailbox, &woken, core, &ctx, &replies))?;
+            *entry = Some(SlotThread { waiting, wake });
         }
         entry
             .as_ref()
-            .ok_or_else(|| std::io::Error::other("slot thread missing"))
+            .ok_or_else(|| io::Error::other("slot thread missing"))
+    }
+}
+
+/// A slot thread: run waiting orders one after the other; after a failure, wait to be
+/// resumed. Ends when the launcher is dropped.
+fn slot_loop(
+    waiting: &Mutex<VecDeque<AttemptOrder>>,
+    woken: &crossbeam_channel::Receiver<Wake>,
+    core: Option<usize>,
+    ctx: &RunContext,
+    replies: &Sender<LaunchMsg>,
+) {
+    if let Some(core) = core {
+        // Children inherit the spawning thread's affinity.
+        pin_this_thread(core);
+    }
+    let mut resolver = Resolver::default();
+    let mut gate_open = true;
+    loop {
+        let next = if gate_open {
+            waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()
+        } else {
+            None
+        };
+        match next {
+            Some(order) => gate_open = run_attempt(&order, ctx, replies, &mut resolver),
+            None => match woken.recv() {
+                Ok(Wake::Look) => {}
+                Ok(Wake::Resume) => gate_open = true,
+                Err(_) => return,
+            },
+        }
     }
 }
 
 impl Launcher for ProcessLauncher {
     fn launch(&mut self, order: AttemptOrder) {
         let (key, slot) = (order.key, order.slot);
-        let sent = match self.slot_thread(slot, order.core) {
-            Ok(tx) => tx
-                .send(order)
-                .map_err(|_| std::io::Error::other("slot thread ended")),
+        let queued = match self.slot_thread(slot, order.core) {
+            Ok(thread) => {
+                thread
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_back(order);
+                thread
+                    .wake
+                    .send(Wake::Look)
+                    .map_err(|_| io::Error::other("slot thread ended"))
+            }
             Err(e) => Err(e),
         };
-        if let Err(e) = sent {
+        if let Err(e) = queued {
             self.slots[slot - 1] = None;
             let at = self.ctx.clock.now();
             let record = not_started(key, slot, at, format!("no thread to run it: {e}"));
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+        }
+    }
+
+    fn retract(&mut self, slot: usize) -> Option<AttemptOrder> {
+        let thread = self.slots.get(slot.checked_sub(1)?)?.as_ref()?;
+        // The order behind the slot's current one is always the last handed over.
+        thread
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_back()
+    }
+
+    fn resume(&mut self, slot: usize) {
+        if let Some(Some(thread)) = slot.checked_sub(1).and_then(|i| self.slots.get(i)) {
+            let _ = thread.wake.send(Wake::Resume);
         }
     }
 
@@ -153,7 +217,7 @@ fn run_attempt(
     ctx: &RunContext,
     replies: &Sender<LaunchMsg>,
     resolver: &mut Resolver,
-) {
+) -> bool {
     let key = order.key;
     let stem = output_stem(key);
     let stdout = Capture::new(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
@@ -195,7 +259,7 @@ fn run_attempt(
             stdout.finish();
             let record = not_started(key, order.slot, started, error);
             let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
-            return;
+            return false;
         }
     };
     let pid = child.id();
@@ -246,7 +310,9 @@ fn run_attempt(
         leftovers_killed: exit.leftovers_killed,
         is_final: false,
     };
+    let success = record.outcome.is_success();
     let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
+    success
 }
 
 fn pin_this_thread(core: usize) {

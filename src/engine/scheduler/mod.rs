@@ -1,11 +1,17 @@
 //! The pool's loop: start tasks into free slots, wait for something to change, react.
+//!
+//! Each slot runs one attempt and may hold one more order waiting behind it (see
+//! [`super::launcher`]), so a slot goes from one task to the next without waiting for this
+//! loop. A slot that frees up while the queue is empty takes over an order still waiting
+//! behind another slot's running attempt, so a long task never delays a short one.
+
+mod kill;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select};
-use nix::sys::signal::Signal;
 
 use super::clock::RunClock;
 use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
@@ -13,25 +19,29 @@ use crate::config::{Halt, PoolConfig};
 use crate::event::{AttemptKey, AttemptRecord, Control, Event, Outcome, SkipReason};
 use crate::monitor::{Sample, Watched};
 use crate::task::Task;
+use kill::KillReason;
 
-/// Time between SIGTERM and SIGKILL when poolscope stops an attempt.
-pub const KILL_GRACE: Duration = Duration::from_secs(2);
+pub use kill::KILL_GRACE;
 
-/// Why poolscope is stopping an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KillReason {
-    Timeout,
-    Cancel,
-}
-
+/// An attempt that has been handed to its slot as the slot's current one.
 #[derive(Debug)]
 struct Running {
     slot: usize,
     pid: Option<u32>,
+    timeout: Option<Duration>,
     deadline: Option<Instant>,
     kill: Option<(KillReason, Instant)>,
     killed_hard: bool,
     cores: BTreeSet<usize>,
+}
+
+/// What the scheduler has put on one worker slot.
+#[derive(Debug, Default, Clone, Copy)]
+struct SlotPlan {
+    /// The attempt running there (or about to start).
+    current: Option<AttemptKey>,
+    /// An order waiting behind it in the launcher.
+    waiting: Option<AttemptKey>,
 }
 
 /// Why no new task starts.
@@ -59,9 +69,10 @@ pub struct Scheduler<L: Launcher> {
     clock: RunClock,
     watched: Option<Watched>,
     queue: VecDeque<(usize, u32)>,
-    free: BTreeSet<usize>,
+    slots: Vec<SlotPlan>,
     running: BTreeMap<AttemptKey, Running>,
     stopping: Option<Stopping>,
+    killing: bool,
     interrupted: bool,
 }
 
@@ -79,7 +90,7 @@ impl<L: Launcher> Scheduler<L> {
         clock: RunClock,
     ) -> Self {
         Scheduler {
-            free: (1..=config.workers.max(1)).collect(),
+            slots: vec![SlotPlan::default(); config.workers.max(1)],
             tasks,
             config,
             cores: cores.max(1),
@@ -91,6 +102,7 @@ impl<L: Launcher> Scheduler<L> {
             queue: queue.into_iter().map(|i| (i, 1)).collect(),
             running: BTreeMap::new(),
             stopping: None,
+            killing: false,
             interrupted: false,
         }
     }
@@ -106,7 +118,12 @@ impl<L: Launcher> Scheduler<L> {
     pub fn run(mut self) -> bool {
         loop {
             self.start_into_free_slots();
-            if self.running.is_empty() && (self.queue.is_empty() || self.stopping.is_some()) {
+            self.queue_behind_running();
+            let busy = self
+                .slots
+                .iter()
+                .any(|p| p.current.is_some() || p.waiting.is_some());
+            if !busy && (self.queue.is_empty() || self.stopping.is_some()) {
                 break;
             }
             self.wait_for_change();
@@ -116,40 +133,120 @@ impl<L: Launcher> Scheduler<L> {
         self.interrupted
     }
 
+    /// Give every idle slot the next queued attempt, or one still waiting behind another
+    /// slot's running attempt.
     fn start_into_free_slots(&mut self) {
-        while self.stopping.is_none() {
-            let Some(&slot) = self.free.first() else {
-                return;
+        if self.stopping.is_some() {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let plan = self.slots[i];
+            if plan.current.is_some() || plan.waiting.is_some() {
+                continue;
+            }
+            let slot = i + 1;
+            let order = match self.queue.pop_front() {
+                Some((index, attempt)) => self.order(index, attempt, slot),
+                None => match self.take_back_a_waiting_order() {
+                    Some(order) => AttemptOrder {
+                        slot,
+                        core: self.core_of(slot),
+                        ..order
+                    },
+                    None => return,
+                },
             };
+            self.make_current(slot, order.key);
+            self.launch(order);
+        }
+    }
+
+    /// Queue the next attempt behind each running one, so the slot needs no round trip.
+    fn queue_behind_running(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let plan = self.slots[i];
+            if plan.current.is_none() || plan.waiting.is_some() {
+                continue;
+            }
             let Some((index, attempt)) = self.queue.pop_front() else {
                 return;
             };
-            self.free.remove(&slot);
-            let task = Arc::clone(&self.tasks[index]);
-            let key = AttemptKey {
+            let order = self.order(index, attempt, i + 1);
+            self.slots[i].waiting = Some(order.key);
+            self.launch(order);
+        }
+    }
+
+    fn order(&self, index: usize, attempt: u32, slot: usize) -> AttemptOrder {
+        let task = Arc::clone(&self.tasks[index]);
+        AttemptOrder {
+            key: AttemptKey {
                 seq: task.seq,
                 attempt,
-            };
-            let timeout = task.timeout.or(self.config.timeout);
-            self.running.insert(
-                key,
-                Running {
-                    slot,
-                    pid: None,
-                    deadline: timeout.map(|t| Instant::now() + t),
-                    kill: None,
-                    killed_hard: false,
-                    cores: BTreeSet::new(),
-                },
-            );
-            let core = self.config.pin.then(|| (slot - 1) % self.cores);
-            self.launcher.launch(AttemptOrder {
-                key,
-                task,
-                slot,
-                core,
-            });
+            },
+            task,
+            slot,
+            core: self.core_of(slot),
         }
+    }
+
+    /// The core `slot` is pinned to, if pinning.
+    fn core_of(&self, slot: usize) -> Option<usize> {
+        self.config.pin.then(|| (slot - 1) % self.cores)
+    }
+
+    fn launch(&mut self, order: AttemptOrder) {
+        self.launcher.launch(order);
+    }
+
+    /// Retract an order waiting behind another slot's attempt, if one has not started yet.
+    fn take_back_a_waiting_order(&mut self) -> Option<AttemptOrder> {
+        for i in 0..self.slots.len() {
+            if self.slots[i].waiting.is_none() {
+                continue;
+            }
+            if let Some(order) = self.launcher.retract(i + 1) {
+                self.slots[i].waiting = None;
+                return Some(order);
+            }
+        }
+        None
+    }
+
+    /// Take back every waiting order and put it at the front of the queue.
+    fn return_waiting_orders(&mut self) {
+        for i in (0..self.slots.len()).rev() {
+            if self.slots[i].waiting.is_none() {
+                continue;
+            }
+            if let Some(order) = self.launcher.retract(i + 1) {
+                self.slots[i].waiting = None;
+                self.queue
+                    .push_front((order.task.seq - 1, order.key.attempt));
+            }
+        }
+    }
+
+    /// `key` becomes the attempt of `slot`.
+    fn make_current(&mut self, slot: usize, key: AttemptKey) {
+        let plan = &mut self.slots[slot - 1];
+        if plan.waiting == Some(key) {
+            plan.waiting = None;
+        }
+        plan.current = Some(key);
+        let task = &self.tasks[key.seq - 1];
+        self.running.entry(key).or_insert(Running {
+            slot,
+            pid: None,
+            timeout: task.timeout.or(self.config.timeout),
+            deadline: None,
+            kill: None,
+            killed_hard: false,
+            cores: BTreeSet::new(),
+        });
     }
 
     /// Block until a launcher reply, a control, a sample or the next deadline.
@@ -182,15 +279,12 @@ impl<L: Launcher> Scheduler<L> {
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.running
-            .values()
-            .filter_map(|r| match r.kill {
-                Some((_, at)) if !r.killed_hard => Some(at),
-                Some(_) => None,
-                None => r.deadline,
-            })
-            .min()
+    /// The slot `key` was handed to, as current or waiting.
+    fn slot_of(&self, key: AttemptKey) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|p| p.current == Some(key) || p.waiting == Some(key))
+            .map(|i| i + 1)
     }
 
     fn on_reply(&mut self, msg: LaunchMsg) {
@@ -201,15 +295,23 @@ impl<L: Launcher> Scheduler<L> {
                 at,
                 output,
             } => {
+                let Some(slot) = self.slot_of(key) else {
+                    return;
+                };
+                self.make_current(slot, key);
+                let killing = self.killing;
                 let Some(run) = self.running.get_mut(&key) else {
                     return;
                 };
                 run.pid = Some(pid);
-                let slot = run.slot;
+                run.deadline = run.timeout.map(|t| Instant::now() + t);
                 let pending_kill = run.kill.is_some();
                 self.set_watched(slot, Some(pid));
                 if pending_kill {
-                    self.launcher.signal(key, pid, Signal::SIGTERM);
+                    self.launcher
+                        .signal(key, pid, nix::sys::signal::Signal::SIGTERM);
+                } else if killing {
+                    self.begin_kill(key, KillReason::Cancel, Instant::now());
                 }
                 (self.emit)(Event::AttemptStarted {
                     key,
@@ -227,19 +329,24 @@ impl<L: Launcher> Scheduler<L> {
     }
 
     fn on_finished(&mut self, mut record: AttemptRecord) {
-        let Some(run) = self.running.remove(&record.key) else {
+        let key = record.key;
+        let Some(slot) = self.slot_of(key) else {
             return;
         };
-        self.free.insert(run.slot);
-        self.set_watched(run.slot, None);
+        // An order that could not start ends without having been current.
+        self.make_current(slot, key);
+        self.slots[slot - 1].current = None;
+        let Some(run) = self.running.remove(&key) else {
+            return;
+        };
+        self.set_watched(slot, None);
+        let raw_success = record.outcome.is_success();
         let mut cores = run.cores;
         cores.extend(record.cores.iter().copied());
         record.cores = cores.into_iter().collect();
         match run.kill {
             Some((KillReason::Timeout, _)) => record.outcome = Outcome::TimedOut,
-            Some((KillReason::Cancel, _)) if !record.outcome.is_success() => {
-                record.outcome = Outcome::Cancelled;
-            }
+            Some((KillReason::Cancel, _)) if !raw_success => record.outcome = Outcome::Cancelled,
             _ => {}
         }
         let failed = !record.outcome.is_success();
@@ -248,18 +355,29 @@ impl<L: Launcher> Scheduler<L> {
             record.stderr_tail.clear();
         }
         let cancelled = record.outcome == Outcome::Cancelled;
-        let retry = failed
-            && !cancelled
-            && record.key.attempt <= self.config.retries
-            && self.stopping.is_none();
+        let retry =
+            failed && !cancelled && key.attempt <= self.config.retries && self.stopping.is_none();
         if retry {
-            let index = record.key.seq - 1;
-            self.queue.push_front((index, record.key.attempt + 1));
+            // The retry goes before anything else, even the order waiting on this slot
+            // (which cannot have started: the slot holds it after a failure).
+            if !raw_success
+                && self.slots[slot - 1].waiting.is_some()
+                && let Some(order) = self.launcher.retract(slot)
+            {
+                self.slots[slot - 1].waiting = None;
+                self.queue
+                    .push_front((order.task.seq - 1, order.key.attempt));
+            }
+            self.queue.push_front((key.seq - 1, key.attempt + 1));
         }
         record.is_final = !retry;
         (self.emit)(Event::AttemptFinished(Arc::new(record)));
         if failed && !retry && !cancelled {
             self.halt_after_failure();
+        }
+        if !raw_success {
+            // The slot holds its waiting order until told; it may go now.
+            self.launcher.resume(slot);
         }
     }
 
@@ -274,10 +392,12 @@ impl<L: Launcher> Scheduler<L> {
         }
     }
 
+    /// Start nothing new: waiting orders go back to the queue.
     fn stop(&mut self, why: Stopping) {
         if self.stopping.is_none() {
             self.stopping = Some(why);
         }
+        self.return_waiting_orders();
     }
 
     fn on_control(&mut self, control: Control) {
@@ -285,48 +405,6 @@ impl<L: Launcher> Scheduler<L> {
         self.stop(Stopping::Stopped);
         if control == Control::Kill {
             self.cancel_running();
-        }
-    }
-
-    fn cancel_running(&mut self) {
-        let now = Instant::now();
-        let keys: Vec<AttemptKey> = self.running.keys().copied().collect();
-        for key in keys {
-            self.begin_kill(key, KillReason::Cancel, now);
-        }
-    }
-
-    fn begin_kill(&mut self, key: AttemptKey, reason: KillReason, now: Instant) {
-        let Some(run) = self.running.get_mut(&key) else {
-            return;
-        };
-        if run.kill.is_some() {
-            return;
-        }
-        run.kill = Some((reason, now + KILL_GRACE));
-        if let Some(pid) = run.pid {
-            self.launcher.signal(key, pid, Signal::SIGTERM);
-        }
-    }
-
-    /// Time out attempts past their limit; SIGKILL those that ignored SIGTERM.
-    fn enforce_deadlines(&mut self) {
-        let now = Instant::now();
-        let mut timed_out = Vec::new();
-        for (key, run) in &mut self.running {
-            match run.kill {
-                Some((_, at)) if at <= now && !run.killed_hard => {
-                    if let Some(pid) = run.pid {
-                        run.killed_hard = true;
-                        self.launcher.signal(*key, pid, Signal::SIGKILL);
-                    }
-                }
-                None if run.deadline.is_some_and(|d| d <= now) => timed_out.push(*key),
-                _ => {}
-            }
-        }
-        for key in timed_out {
-            self.begin_kill(key, KillReason::Timeout, now);
         }
     }
 
@@ -357,8 +435,10 @@ impl<L: Launcher> Scheduler<L> {
         let now = self.clock.now();
         let lost: Vec<(AttemptKey, Running)> =
             std::mem::take(&mut self.running).into_iter().collect();
+        for plan in &mut self.slots {
+            *plan = SlotPlan::default();
+        }
         for (key, run) in lost {
-            self.free.insert(run.slot);
             let record = AttemptRecord {
                 key,
                 slot: run.slot,
@@ -381,7 +461,7 @@ impl<L: Launcher> Scheduler<L> {
             };
             (self.emit)(Event::AttemptFinished(Arc::new(record)));
         }
-        self.stop(Stopping::Stopped);
+        self.stopping = Some(Stopping::Stopped);
     }
 
     fn set_watched(&mut self, slot: usize, pid: Option<u32>) {
@@ -398,8 +478,9 @@ impl<L: Launcher> Scheduler<L> {
             Some(Stopping::Halted) => SkipReason::Halted,
             _ => SkipReason::Stopped,
         };
-        let queued: Vec<(usize, u32)> = self.queue.drain(..).collect();
-        for (index, _) in queued {
+        let mut queued: Vec<usize> = self.queue.drain(..).map(|(index, _)| index).collect();
+        queued.sort_unstable();
+        for index in queued {
             let seq = self.tasks[index].seq;
             (self.emit)(Event::TaskSkipped { seq, reason });
         }

@@ -6,18 +6,31 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Sender, unbounded};
+use nix::sys::signal::Signal;
 
 use super::*;
 use crate::event::LiveOutput;
 use crate::task::Program;
 
 /// A launcher whose attempts end at once with scripted outcomes, or hang until signalled.
+/// It keeps each slot's waiting order, and holds it after a failure until resumed, as the
+/// real launcher does.
 struct Scripted {
     replies: Sender<LaunchMsg>,
     fail: BTreeSet<(usize, u32)>,
     hang: BTreeSet<usize>,
+    /// Tasks that succeed 30 ms after they start, from another thread.
+    slow: BTreeSet<usize>,
     launched: Arc<Mutex<Vec<(AttemptKey, usize)>>>,
     signals: Arc<Mutex<Vec<(AttemptKey, Signal)>>>,
+    slots: BTreeMap<usize, ScriptedSlot>,
+}
+
+#[derive(Default)]
+struct ScriptedSlot {
+    running: Option<AttemptKey>,
+    waiting: Option<AttemptOrder>,
+    held: bool,
 }
 
 fn record(key: AttemptKey, slot: usize, outcome: Outcome) -> AttemptRecord {
@@ -44,8 +57,22 @@ fn record(key: AttemptKey, slot: usize, outcome: Outcome) -> AttemptRecord {
     }
 }
 
-impl Launcher for Scripted {
-    fn launch(&mut self, order: AttemptOrder) {
+impl Scripted {
+    /// Start waiting orders on `slot` while it is free to.
+    fn pump(&mut self, slot: usize) {
+        loop {
+            let s = self.slots.entry(slot).or_default();
+            if s.running.is_some() || s.held {
+                return;
+            }
+            let Some(order) = s.waiting.take() else {
+                return;
+            };
+            self.start(order);
+        }
+    }
+
+    fn start(&mut self, order: AttemptOrder) {
         let key = order.key;
         self.launched.lock().expect("lock").push((key, order.slot));
         let output = LiveOutput {
@@ -60,33 +87,65 @@ impl Launcher for Scripted {
             at: Duration::ZERO,
             output,
         });
+        let slot = self.slots.entry(order.slot).or_default();
         if self.hang.contains(&key.seq) {
+            slot.running = Some(key);
             return;
         }
-        let code = i32::from(self.fail.contains(&(key.seq, key.attempt)));
-        let finished = record(key, order.slot, Outcome::Exited { code });
+        if self.slow.contains(&key.seq) {
+            slot.running = Some(key);
+            let replies = self.replies.clone();
+            let finished = record(key, order.slot, Outcome::Exited { code: 0 });
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                let _ = replies.send(LaunchMsg::Finished(Box::new(finished)));
+            });
+            return;
+        }
+        let failed = self.fail.contains(&(key.seq, key.attempt));
+        slot.held = failed;
+        let finished = record(
+            key,
+            order.slot,
+            Outcome::Exited {
+                code: i32::from(failed),
+            },
+        );
         let _ = self.replies.send(LaunchMsg::Finished(Box::new(finished)));
+    }
+}
+
+impl Launcher for Scripted {
+    fn launch(&mut self, order: AttemptOrder) {
+        let slot = order.slot;
+        self.slots.entry(slot).or_default().waiting = Some(order);
+        self.pump(slot);
+    }
+
+    fn retract(&mut self, slot: usize) -> Option<AttemptOrder> {
+        self.slots.get_mut(&slot)?.waiting.take()
+    }
+
+    fn resume(&mut self, slot: usize) {
+        self.slots.entry(slot).or_default().held = false;
+        self.pump(slot);
     }
 
     fn signal(&mut self, key: AttemptKey, _pid: u32, signal: Signal) {
         self.signals.lock().expect("lock").push((key, signal));
-        if self.hang.contains(&key.seq) {
-            let slot = self
-                .launched
-                .lock()
-                .expect("lock")
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map_or(1, |(_, s)| *s);
-            let ended = record(
-                key,
-                slot,
-                Outcome::Signaled {
-                    signal: signal as i32,
-                },
-            );
-            let _ = self.replies.send(LaunchMsg::Finished(Box::new(ended)));
-        }
+        let Some((&slot, s)) = self.slots.iter_mut().find(|(_, s)| s.running == Some(key)) else {
+            return;
+        };
+        s.running = None;
+        s.held = true;
+        let ended = record(
+            key,
+            slot,
+            Outcome::Signaled {
+                signal: signal as i32,
+            },
+        );
+        let _ = self.replies.send(LaunchMsg::Finished(Box::new(ended)));
     }
 }
 
@@ -128,6 +187,7 @@ fn schedule(
     config: PoolConfig,
     fail: &[(usize, u32)],
     hang: &[usize],
+    slow: &[usize],
     controls: &[Control],
     timeout: Option<Duration>,
 ) -> Outcomes {
@@ -155,8 +215,10 @@ fn schedule(
         replies: reply_tx,
         fail: fail.iter().copied().collect(),
         hang: hang.iter().copied().collect(),
+        slow: slow.iter().copied().collect(),
         launched: Arc::clone(&launched),
         signals: Arc::clone(&signals),
+        slots: BTreeMap::new(),
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -195,7 +257,7 @@ fn config(workers: usize) -> PoolConfig {
 
 #[test]
 fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
-    let out = schedule(4, config(2), &[], &[], &[], None);
+    let out = schedule(4, config(2), &[], &[], &[], &[], None);
     let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
     assert_eq!(keys, [1, 2, 3, 4]);
     assert_eq!(out.launched[0].1, 1);
@@ -208,7 +270,7 @@ fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
 fn a_failed_attempt_is_retried_before_later_tasks() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(3, c, &[(2, 1)], &[], &[], None);
+    let out = schedule(3, c, &[(2, 1)], &[], &[], &[], None);
     let keys: Vec<AttemptKey> = out.launched.iter().map(|(k, _)| *k).collect();
     assert_eq!(keys, [key(1, 1), key(2, 1), key(2, 2), key(3, 1)]);
     let finished = out.finished();
@@ -220,7 +282,7 @@ fn a_failed_attempt_is_retried_before_later_tasks() {
 fn retries_run_out() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], None);
+    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], &[], None);
     assert_eq!(out.launched.len(), 2);
     let last = &out.finished()[&key(1, 2)];
     assert!(last.is_final);
@@ -231,7 +293,7 @@ fn retries_run_out() {
 fn halt_soon_skips_the_rest_after_a_final_failure() {
     let mut c = config(1);
     c.halt = Halt::Soon;
-    let out = schedule(4, c, &[(2, 1)], &[], &[], None);
+    let out = schedule(4, c, &[(2, 1)], &[], &[], &[], None);
     assert_eq!(out.launched.len(), 2);
     assert_eq!(
         out.skipped(),
@@ -243,7 +305,7 @@ fn halt_soon_skips_the_rest_after_a_final_failure() {
 fn halt_now_cancels_what_runs() {
     let mut c = config(2);
     c.halt = Halt::Now;
-    let out = schedule(3, c, &[(2, 1)], &[1], &[], None);
+    let out = schedule(3, c, &[(2, 1)], &[1], &[], &[], None);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(3, SkipReason::Halted)]);
@@ -251,7 +313,7 @@ fn halt_now_cancels_what_runs() {
 
 #[test]
 fn stop_lets_running_tasks_finish_and_starts_no_more() {
-    let out = schedule(3, config(1), &[], &[], &[Control::Stop], None);
+    let out = schedule(3, config(1), &[], &[], &[1], &[Control::Stop], None);
     assert_eq!(out.launched.len(), 1);
     assert!(out.signals.is_empty());
     assert_eq!(
@@ -263,7 +325,7 @@ fn stop_lets_running_tasks_finish_and_starts_no_more() {
 
 #[test]
 fn kill_cancels_running_tasks() {
-    let out = schedule(2, config(1), &[], &[1], &[Control::Kill], None);
+    let out = schedule(2, config(1), &[], &[1], &[], &[Control::Kill], None);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(2, SkipReason::Stopped)]);
@@ -277,6 +339,7 @@ fn a_task_past_its_time_limit_is_timed_out() {
         &[],
         &[1],
         &[],
+        &[],
         Some(Duration::from_millis(20)),
     );
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
@@ -286,10 +349,28 @@ fn a_task_past_its_time_limit_is_timed_out() {
 }
 
 #[test]
+fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
+    // Task 1 hangs on slot 1 (until its time limit) and task 3 is queued behind it; slot 2
+    // runs the rest, taking task 3 back from slot 1 when it has nothing else to do.
+    let mut c = config(2);
+    c.timeout = Some(Duration::from_millis(300));
+    let out = schedule(4, c, &[], &[1], &[], &[], None);
+    let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
+    assert_eq!(by_key[&key(1, 1)], 1);
+    for seq in 2..=4 {
+        assert_eq!(
+            by_key[&key(seq, 1)],
+            2,
+            "task {seq} waited behind the hung task"
+        );
+    }
+}
+
+#[test]
 fn cancelled_attempts_are_not_retried() {
     let mut c = config(1);
     c.retries = 3;
-    let out = schedule(1, c, &[], &[1], &[Control::Kill], None);
+    let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None);
     assert_eq!(out.launched.len(), 1);
     assert!(out.finished()[&key(1, 1)].is_final);
 }

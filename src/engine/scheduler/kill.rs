@@ -1,0 +1,78 @@
+//! Stopping attempts: time limits, cancellations, and SIGKILL for those that ignore SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::Scheduler;
+use crate::engine::launcher::Launcher;
+use crate::event::AttemptKey;
+
+/// Time between SIGTERM and SIGKILL when poolscope stops an attempt.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Why poolscope is stopping an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KillReason {
+    Timeout,
+    Cancel,
+}
+
+impl<L: Launcher> Scheduler<L> {
+    /// The next instant something must be signalled.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.running
+            .values()
+            .filter_map(|r| match r.kill {
+                Some((_, at)) if !r.killed_hard => Some(at),
+                Some(_) => None,
+                None => r.deadline,
+            })
+            .min()
+    }
+
+    /// Cancel every running attempt, and any that starts from now on.
+    pub(super) fn cancel_running(&mut self) {
+        self.killing = true;
+        let now = Instant::now();
+        let keys: Vec<AttemptKey> = self.running.keys().copied().collect();
+        for key in keys {
+            self.begin_kill(key, KillReason::Cancel, now);
+        }
+    }
+
+    /// SIGTERM now (if the process runs yet), SIGKILL after the grace.
+    pub(super) fn begin_kill(&mut self, key: AttemptKey, reason: KillReason, now: Instant) {
+        let Some(run) = self.running.get_mut(&key) else {
+            return;
+        };
+        if run.kill.is_some() {
+            return;
+        }
+        run.kill = Some((reason, now + KILL_GRACE));
+        if let Some(pid) = run.pid {
+            self.launcher.signal(key, pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Time out attempts past their limit; SIGKILL those that ignored SIGTERM.
+    pub(super) fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        let mut timed_out = Vec::new();
+        for (key, run) in &mut self.running {
+            match run.kill {
+                Some((_, at)) if at <= now && !run.killed_hard => {
+                    if let Some(pid) = run.pid {
+                        run.killed_hard = true;
+                        self.launcher.signal(*key, pid, Signal::SIGKILL);
+                    }
+                }
+                None if run.deadline.is_some_and(|d| d <= now) => timed_out.push(*key),
+                _ => {}
+            }
+        }
+        for key in timed_out {
+            self.begin_kill(key, KillReason::Timeout, now);
+        }
+    }
+}
