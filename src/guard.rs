@@ -158,6 +158,8 @@ fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
         .arg(format!("{}/", process_token()))
         .stdin(Stdio::from(read))
         .stdout(Stdio::piped())
+        // Holding poolscope's stderr would keep a reader of it waiting for the sweep.
+        .stderr(Stdio::null())
         .env_remove(MARKER_VAR)
         .process_group(0)
         .spawn()?;
