@@ -50,11 +50,17 @@ impl Tail {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// The last `n` non-empty lines, decoded lossily.
-    pub fn last_lines(&self, n: usize) -> String {
+    /// The last `n` non-empty lines, decoded lossily, at most `max_bytes` of them (the
+    /// end is kept).
+    pub fn last_lines(&self, n: usize, max_bytes: usize) -> String {
         let text = self.text();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        let mut cut = tail.len().saturating_sub(max_bytes);
+        while !tail.is_char_boundary(cut) {
+            cut += 1;
+        }
+        tail[cut..].to_string()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TailBuf> {
@@ -159,7 +165,8 @@ mod tests {
     fn last_lines_skips_blank_ones() {
         let tail = Tail::default();
         tail.push(b"one\ntwo\n\nthree\n\n");
-        assert_eq!(tail.last_lines(2), "two\nthree");
+        assert_eq!(tail.last_lines(2, 100), "two\nthree");
+        assert_eq!(tail.last_lines(2, 7), "o\nthree");
     }
 
     #[test]

@@ -1,0 +1,165 @@
+//! One attempt: build the command, spawn it, capture it, and report what happened.
+
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use super::RunContext;
+use super::pump::Pump;
+use crate::engine::launcher::{AttemptOrder, LaunchMsg};
+use crate::engine::resolve::Resolver;
+use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Outcome};
+use crate::guard::MARKER_VAR;
+use crate::output::Capture;
+
+pub(super) fn not_started(
+    key: AttemptKey,
+    slot: usize,
+    at: Duration,
+    error: String,
+) -> AttemptRecord {
+    AttemptRecord {
+        key,
+        slot,
+        pid: 0,
+        started: at,
+        ended: at,
+        stderr_tail: format!("poolscope: {error}"),
+        outcome: Outcome::NotStarted { error },
+        signal: None,
+        user: Duration::ZERO,
+        system: Duration::ZERO,
+        max_rss: 0,
+        stdout_bytes: 0,
+        stderr_bytes: 0,
+        cores: Vec::new(),
+        leftovers_killed: false,
+        is_final: false,
+    }
+}
+
+/// File names of an attempt's saved output: `7.out`, or `7.attempt2.out` for a retry.
+fn output_stem(key: AttemptKey) -> String {
+    if key.attempt == 1 {
+        key.seq.to_string()
+    } else {
+        format!("{}.attempt{}", key.seq, key.attempt)
+    }
+}
+
+/// Run one attempt to its end on this thread; true if it exited with status 0.
+pub(super) fn run_attempt(
+    order: &AttemptOrder,
+    ctx: &RunContext,
+    replies: &Sender<LaunchMsg>,
+    resolver: &mut Resolver,
+) -> bool {
+    let key = order.key;
+    let stem = output_stem(key);
+    let stdout = Capture::new(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
+    let mut stderr = Capture::new(&ctx.outputs.join(format!("{stem}.err")), ctx.output_cap);
+    let argv = order.task.argv(Some(order.slot));
+    let started = ctx.clock.now();
+    let mut child = match command(order, ctx, resolver, &argv).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let error = format!("cannot start `{}`: {e}", argv[0]);
+            stderr.push(format!("poolscope: {error}\n").as_bytes());
+            stderr.finish();
+            stdout.finish();
+            let record = not_started(key, order.slot, started, error);
+            let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
+            return false;
+        }
+    };
+    let pid = child.id();
+    let _ = replies.send(LaunchMsg::Started {
+        key,
+        pid,
+        at: started,
+        output: LiveOutput {
+            stdout: stdout.tail(),
+            stderr: stderr.tail(),
+            stdout_path: stdout.path().to_path_buf(),
+            stderr_path: stderr.path().to_path_buf(),
+        },
+    });
+    let pipes = [
+        child.stdout.take().map(OwnedFd::from),
+        child.stderr.take().map(OwnedFd::from),
+    ];
+    // The child is reaped with wait4 by the pump, never through `Child`.
+    drop(child);
+    let mut pump = Pump::new(key, pid, ctx, replies, [stdout, stderr]);
+    let exit = pump.run(pipes);
+    let [stdout, stderr] = pump.into_captures();
+    let record = AttemptRecord {
+        key,
+        slot: order.slot,
+        pid,
+        started,
+        ended: exit.at,
+        outcome: exit.outcome,
+        signal: exit.signal,
+        user: exit.user,
+        system: exit.system,
+        max_rss: exit.max_rss,
+        stderr_tail: stderr
+            .tail()
+            .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES),
+        stdout_bytes: stdout.finish(),
+        stderr_bytes: stderr.finish(),
+        cores: exit.last_core.into_iter().collect(),
+        leftovers_killed: exit.leftovers_killed,
+        is_final: false,
+    };
+    let success = record.outcome.is_success();
+    let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
+    success
+}
+
+/// Lines, and at most bytes, of stderr kept with a failed attempt for error reports.
+const STDERR_TAIL_LINES: usize = 20;
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// The command for `argv`: the program found on `PATH` once per slot, `argv[0]` as
+/// written, the task's environment plus poolscope's variables, in its own process group.
+fn command(
+    order: &AttemptOrder,
+    ctx: &RunContext,
+    resolver: &mut Resolver,
+    argv: &[String],
+) -> Command {
+    let key = order.key;
+    let task_path = order
+        .task
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsStr::new(v));
+    let mut command = match resolver.resolve(&argv[0], task_path) {
+        Some(file) => {
+            let mut c = Command::new(file);
+            c.arg0(&argv[0]);
+            c
+        }
+        None => Command::new(&argv[0]),
+    };
+    command
+        .args(&argv[1..])
+        .current_dir(&order.task.cwd)
+        .envs(order.task.env.iter().map(|(k, v)| (k, v)))
+        .env("POOLSCOPE_TASK", key.seq.to_string())
+        .env("POOLSCOPE_SLOT", order.slot.to_string())
+        .env("POOLSCOPE_RUN", &ctx.run_dir)
+        .env(MARKER_VAR, ctx.marker.attempt(key))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
+}

@@ -1,0 +1,184 @@
+//! Running attempts as process groups, one thread per worker slot.
+//!
+//! A slot's thread spawns each command (posix_spawn: `process_group(0)` and no
+//! `pre_exec`, so spawning stays cheap even from a large parent), then polls the two output
+//! pipes and a pidfd of the process at once ([`pump`]). When the process exits it is reaped
+//! with `wait4` (exit status and rusage), whatever is left of its process group is killed,
+//! and the pipes are drained; if they stay open, something escaped the group while holding
+//! them, so the processes carrying the attempt's marker are killed too (see
+//! [`crate::guard`]).
+
+mod attempt;
+mod pump;
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+use nix::sched::{CpuSet, sched_setaffinity};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::clock::RunClock;
+use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
+use super::resolve::Resolver;
+use crate::event::AttemptKey;
+use crate::guard::RunMarker;
+use attempt::{not_started, run_attempt};
+
+/// What every attempt of a run shares.
+#[derive(Debug)]
+pub struct RunContext {
+    pub run_dir: PathBuf,
+    pub outputs: PathBuf,
+    pub marker: RunMarker,
+    pub output_cap: u64,
+    pub clock: RunClock,
+}
+
+/// Runs each attempt as a process group, on one thread per worker slot (started on the
+/// slot's first attempt and kept, so a new attempt costs no thread creation).
+pub struct ProcessLauncher {
+    ctx: Arc<RunContext>,
+    replies: Sender<LaunchMsg>,
+    slots: Vec<Option<SlotThread>>,
+}
+
+/// A worker slot's thread: the orders it has not started yet (the slot's next attempt
+/// and at most one behind it), and a channel to wake it.
+struct SlotThread {
+    waiting: Arc<Mutex<VecDeque<AttemptOrder>>>,
+    wake: Sender<Wake>,
+}
+
+/// Why a slot thread is woken.
+enum Wake {
+    /// Look for a waiting order.
+    Look,
+    /// The last attempt failed and the scheduler has decided: carry on.
+    Resume,
+}
+
+impl ProcessLauncher {
+    pub fn new(ctx: Arc<RunContext>, replies: Sender<LaunchMsg>) -> Self {
+        ProcessLauncher {
+            ctx,
+            replies,
+            slots: Vec::new(),
+        }
+    }
+
+    /// `slot`'s thread, started if needed.
+    fn slot_thread(&mut self, slot: usize, core: Option<usize>) -> io::Result<&SlotThread> {
+        if self.slots.len() < slot {
+            self.slots.resize_with(slot, || None);
+        }
+        let entry = &mut self.slots[slot - 1];
+        if entry.is_none() {
+            let (wake, woken) = crossbeam_channel::unbounded();
+            let waiting = Arc::new(Mutex::new(VecDeque::new()));
+            let mailbox = Arc::clone(&waiting);
+            let ctx = Arc::clone(&self.ctx);
+            let replies = self.replies.clone();
+            std::thread::Builder::new()
+                .name(format!("poolscope-slot-{slot}"))
+                .stack_size(256 * 1024)
+                .spawn(move || slot_loop(&mailbox, &woken, core, &ctx, &replies))?;
+            *entry = Some(SlotThread { waiting, wake });
+        }
+        entry
+            .as_ref()
+            .ok_or_else(|| io::Error::other("slot thread missing"))
+    }
+}
+
+/// A slot thread: run waiting orders one after the other; after a failure, wait to be
+/// resumed. Ends when the launcher is dropped.
+fn slot_loop(
+    waiting: &Mutex<VecDeque<AttemptOrder>>,
+    woken: &crossbeam_channel::Receiver<Wake>,
+    core: Option<usize>,
+    ctx: &RunContext,
+    replies: &Sender<LaunchMsg>,
+) {
+    if let Some(core) = core {
+        // Children inherit the spawning thread's affinity.
+        pin_this_thread(core);
+    }
+    let mut resolver = Resolver::default();
+    let mut gate_open = true;
+    loop {
+        let next = if gate_open {
+            waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()
+        } else {
+            None
+        };
+        match next {
+            Some(order) => gate_open = run_attempt(&order, ctx, replies, &mut resolver),
+            None => match woken.recv() {
+                Ok(Wake::Look) => {}
+                Ok(Wake::Resume) => gate_open = true,
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+impl Launcher for ProcessLauncher {
+    fn launch(&mut self, order: AttemptOrder) {
+        let (key, slot) = (order.key, order.slot);
+        let queued = match self.slot_thread(slot, order.core) {
+            Ok(thread) => {
+                thread
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_back(order);
+                thread
+                    .wake
+                    .send(Wake::Look)
+                    .map_err(|_| io::Error::other("slot thread ended"))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = queued {
+            self.slots[slot - 1] = None;
+            let at = self.ctx.clock.now();
+            let record = not_started(key, slot, at, format!("no thread to run it: {e}"));
+            let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+        }
+    }
+
+    fn retract(&mut self, slot: usize) -> Option<AttemptOrder> {
+        let thread = self.slots.get(slot.checked_sub(1)?)?.as_ref()?;
+        // The order behind the slot's current one is always the last handed over.
+        thread
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_back()
+    }
+
+    fn resume(&mut self, slot: usize) {
+        if let Some(Some(thread)) = slot.checked_sub(1).and_then(|i| self.slots.get(i)) {
+            let _ = thread.wake.send(Wake::Resume);
+        }
+    }
+
+    fn signal(&mut self, _key: AttemptKey, pid: u32, signal: Signal) {
+        let _ = killpg(Pid::from_raw(pid as i32), signal);
+    }
+}
+
+fn pin_this_thread(core: usize) {
+    let mut set = CpuSet::new();
+    if set.set(core).is_ok() {
+        // Children inherit the spawning thread's affinity.
+        let _ = sched_setaffinity(Pid::from_raw(0), &set);
+    }
+}

@@ -1,0 +1,236 @@
+//! Reading an attempt's two output pipes and noticing its exit, on one thread, with
+//! `poll` over the pipes and a pidfd; then `wait4` for its status and rusage.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::RunContext;
+use crate::engine::launcher::LaunchMsg;
+use crate::event::{AttemptKey, Outcome, Stream};
+use crate::output::Capture;
+
+/// How long the pipes may stay open after the main process exited and its group was killed.
+const DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// Live output events are sent at most this often per stream.
+const OUTPUT_EVERY: Duration = Duration::from_millis(100);
+
+/// How the main process ended, from `wait4`.
+pub(super) struct Exit {
+    pub(super) at: Duration,
+    pub(super) outcome: Outcome,
+    pub(super) signal: Option<i32>,
+    pub(super) user: Duration,
+    pub(super) system: Duration,
+    pub(super) max_rss: u64,
+    pub(super) leftovers_killed: bool,
+    pub(super) last_core: Option<usize>,
+}
+
+pub(super) struct Pump<'a> {
+    key: AttemptKey,
+    pid: u32,
+    ctx: &'a RunContext,
+    replies: &'a Sender<LaunchMsg>,
+    captures: [Capture; 2],
+    last_sent: [Instant; 2],
+}
+
+impl<'a> Pump<'a> {
+    pub(super) fn new(
+        key: AttemptKey,
+        pid: u32,
+        ctx: &'a RunContext,
+        replies: &'a Sender<LaunchMsg>,
+        captures: [Capture; 2],
+    ) -> Self {
+        Pump {
+            key,
+            pid,
+            ctx,
+            replies,
+            captures,
+            last_sent: [Instant::now(); 2],
+        }
+    }
+
+    pub(super) fn into_captures(self) -> [Capture; 2] {
+        self.captures
+    }
+
+    /// Read both pipes until the process has exited and the pipes are closed.
+    pub(super) fn run(&mut self, mut pipes: [Option<OwnedFd>; 2]) -> Exit {
+        let pidfd = pidfd_open(self.pid);
+        let mut exit: Option<Exit> = None;
+        let mut drain_until: Option<Instant> = None;
+        let mut swept = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let open = pipes.iter().filter(|p| p.is_some()).count();
+            if open == 0 && (exit.is_some() || pidfd.is_none()) {
+                break;
+            }
+            let mut fds: Vec<libc::pollfd> = Vec::with_capacity(3);
+            for fd in pipes.iter().flatten() {
+                fds.push(pollfd(fd.as_raw_fd()));
+            }
+            if exit.is_none()
+                && let Some(fd) = &pidfd
+            {
+                fds.push(pollfd(fd.as_raw_fd()));
+            }
+            let timeout = drain_until.map_or(-1, |d| {
+                i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+                    .unwrap_or(i32::MAX)
+            });
+            // SAFETY: `fds` is a valid array of pollfd of the given length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if n == 0 {
+                // The grace after exit ran out with a pipe still open.
+                if swept {
+                    break;
+                }
+                crate::guard::sweep(
+                    &self.ctx.marker.attempt(self.key),
+                    Duration::from_millis(100),
+                );
+                swept = true;
+                drain_until = Some(Instant::now() + DRAIN_GRACE);
+                continue;
+            }
+            for (i, pipe) in pipes.iter_mut().enumerate() {
+                let Some(fd) = pipe else { continue };
+                let ready = fds.iter().any(|p| p.fd == fd.as_raw_fd() && p.revents != 0);
+                if ready && !self.read_into(i, fd, &mut buf) {
+                    *pipe = None;
+                }
+            }
+            if exit.is_none() && pidfd_ready(&fds, pidfd.as_ref()) {
+                exit = Some(self.reap());
+                drain_until = Some(Instant::now() + DRAIN_GRACE);
+            }
+        }
+        exit.unwrap_or_else(|| self.reap())
+    }
+
+    /// Read once from pipe `i`; false at end of file or error.
+    fn read_into(&mut self, i: usize, fd: &OwnedFd, buf: &mut [u8]) -> bool {
+        // SAFETY: fd is a valid open descriptor and buf is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            return io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
+        }
+        if n == 0 {
+            return false;
+        }
+        self.captures[i].push(&buf[..n as usize]);
+        if self.last_sent[i].elapsed() >= OUTPUT_EVERY {
+            self.last_sent[i] = Instant::now();
+            let stream = if i == 0 {
+                Stream::Stdout
+            } else {
+                Stream::Stderr
+            };
+            let total = self.captures[i].tail().total();
+            let _ = self.replies.send(LaunchMsg::Output {
+                key: self.key,
+                stream,
+                total,
+            });
+        }
+        true
+    }
+
+    /// Reap the main process and kill what is left of its process group.
+    fn reap(&mut self) -> Exit {
+        // Read before reaping: a zombie's stat still names the core it last ran on.
+        let last_core = crate::monitor::last_core(self.pid);
+        let (status, usage) = wait4(self.pid);
+        let at = self.ctx.clock.now();
+        let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
+        let (outcome, signal) = match status {
+            Ok(status) if libc::WIFEXITED(status) => (
+                Outcome::Exited {
+                    code: libc::WEXITSTATUS(status),
+                },
+                None,
+            ),
+            Ok(status) if libc::WIFSIGNALED(status) => {
+                let signal = libc::WTERMSIG(status);
+                (Outcome::Signaled { signal }, Some(signal))
+            }
+            Ok(status) => (Outcome::Exited { code: status }, None),
+            Err(e) => (
+                Outcome::NotStarted {
+                    error: format!("lost track of the process: {e}"),
+                },
+                None,
+            ),
+        };
+        Exit {
+            at,
+            outcome,
+            signal,
+            user: timeval(usage.ru_utime),
+            system: timeval(usage.ru_stime),
+            max_rss: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+            leftovers_killed,
+            last_core,
+        }
+    }
+}
+
+fn pollfd(fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn pidfd_ready(fds: &[libc::pollfd], pidfd: Option<&OwnedFd>) -> bool {
+    pidfd.is_some_and(|p| fds.iter().any(|f| f.fd == p.as_raw_fd() && f.revents != 0))
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Blocking `wait4` on `pid`: its wait status and resource usage.
+fn wait4(pid: u32) -> (io::Result<i32>, libc::rusage) {
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut status = 0;
+    loop {
+        // SAFETY: status and usage are valid for writes.
+        let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+        if r >= 0 {
+            return (Ok(status), usage);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return (Err(e), usage);
+        }
+    }
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
