@@ -2,7 +2,7 @@
 //!
 //! A slot's thread spawns each command (posix_spawn: `process_group(0)` and no
 //! `pre_exec`, so spawning stays cheap even from a large parent), then polls the two output
-//! pipes and a pidfd of the process at once ([`pump`]). When the process exits it is reaped
+//! pipes and a pidfd of the process at once (`pump.rs`). When the process exits it is reaped
 //! with `wait4` (exit status and rusage), whatever is left of its process group is killed,
 //! and the pipes are drained; if they stay open, something escaped the group while holding
 //! them, so the processes carrying the attempt's marker are killed too (see
