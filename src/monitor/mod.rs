@@ -69,9 +69,14 @@ impl Drop for Monitor {
     }
 }
 
-/// Number of cores sysinfo sees (at least 1).
+/// Number of online cores (what sysinfo reports per core, without parsing `/proc/stat`).
 pub fn core_count() -> usize {
-    cpu_system().map_or(crate::config::logical_cpus(), |s| s.cpus().len().max(1))
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(crate::config::logical_cpus)
 }
 
 fn cpu_system() -> Option<System> {
