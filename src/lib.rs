@@ -10,6 +10,9 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod guard;
+#[cfg(feature = "gui")]
+pub mod gui;
+pub mod human;
 pub mod manifest;
 pub mod monitor;
 pub mod output;

@@ -32,6 +32,12 @@ pub struct Cli {
     command: Option<Command>,
     /// Task directory to open in the desktop app.
     dir: Option<PathBuf>,
+    /// Save a screenshot of the app's window to this PNG file, then exit.
+    #[arg(long, value_name = "FILE.png")]
+    screenshot: Option<PathBuf>,
+    /// With --screenshot: run the tasks to the end first.
+    #[arg(long, requires = "screenshot")]
+    run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,7 +182,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
-        None => open_app(cli.dir),
+        None => open_app(cli.dir, cli.screenshot, cli.run),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -188,13 +194,36 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn open_app(dir: Option<PathBuf>) -> Result<u8, Failure> {
+#[cfg(feature = "gui")]
+fn open_app(dir: Option<PathBuf>, screenshot: Option<PathBuf>, run: bool) -> Result<u8, Failure> {
+    if let Some(d) = &dir
+        && !d.is_dir()
+    {
+        return Err(Failure::bad_input(format!(
+            "`{}` is not a directory; give the folder that holds the tasks",
+            d.display()
+        )));
+    }
+    crate::gui::run(crate::gui::Launch {
+        dir,
+        screenshot,
+        run,
+    })
+    .map(|()| exit::OK)
+    .map_err(|message| Failure {
+        code: exit::TASKS_FAILED,
+        message,
+    })
+}
+
+#[cfg(not(feature = "gui"))]
+fn open_app(dir: Option<PathBuf>, _screenshot: Option<PathBuf>, _run: bool) -> Result<u8, Failure> {
     let hint = match dir {
         Some(d) => format!("run it headless with `poolscope run {}`", d.display()),
         None => "run a task directory headless with `poolscope run DIR`".to_string(),
     };
     Err(Failure::bad_input(format!(
-        "this build of poolscope has no desktop app yet; {hint}"
+        "this build of poolscope has no desktop app (built without the `gui` feature); {hint}"
     )))
 }
 

@@ -47,7 +47,7 @@ impl Progress {
                 let c = state.counts();
                 bar.set_position((c.done() + c.skipped) as u64);
                 let eta = state.eta().map_or_else(String::new, |d| {
-                    format!(" · ETA {}", super::report::seconds(d))
+                    format!(" · ETA {}", crate::human::seconds(d))
                 });
                 bar.set_message(format!(
                     "ok {} · failed {} · timed out {} · running {}{eta}",
@@ -83,7 +83,7 @@ fn line(record: &AttemptRecord, state: &RunState, done: usize, total: usize) -> 
     let mut line = format!(
         "[{done:>width$}/{total}] {:<10} {:>9}  #{} {}  (slot {}, pid {}){retry}",
         record.outcome.describe_short(),
-        super::report::seconds(record.wall()),
+        crate::human::seconds(record.wall()),
         record.key.seq,
         name,
         record.slot,

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::config::PoolConfig;
+use crate::human::seconds;
 use crate::record::Summary;
 use crate::state::RunState;
 use crate::taskdir::TaskDir;
@@ -25,16 +26,6 @@ pub fn print(text: &str) {
 pub fn warn(text: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "warning: {text}");
-}
-
-/// `1.234s`, or `2m03.4s` past a minute.
-pub fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 60.0 {
-        format!("{s:.3}s")
-    } else {
-        format!("{}m{:04.1}s", (s / 60.0).floor(), s % 60.0)
-    }
 }
 
 /// The load report of `--dry-run`.

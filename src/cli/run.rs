@@ -34,6 +34,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         resume: args.resume,
         output_cap: args.output_cap,
         guardian: std::env::current_exe().ok(),
+        waker: None,
     };
     let handle = engine::start(&dir, config, options).map_err(|e| match e {
         RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),

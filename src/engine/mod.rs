@@ -41,6 +41,18 @@ pub struct RunOptions {
     /// The `poolscope` executable, run as the guardian that kills every process this one
     /// started should this one die (see [`crate::guard`]). `None` runs unguarded.
     pub guardian: Option<PathBuf>,
+    /// Called after every event is sent, e.g. to wake a GUI's event loop.
+    pub waker: Option<Waker>,
+}
+
+/// A callback that wakes whoever reads the events.
+#[derive(Clone)]
+pub struct Waker(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
 }
 
 impl RunOptions {
@@ -51,6 +63,7 @@ impl RunOptions {
             resume: false,
             output_cap: DEFAULT_FILE_CAP,
             guardian: std::env::current_exe().ok(),
+            waker: None,
         }
     }
 }
@@ -163,7 +176,6 @@ pub fn start(
     let (event_tx, events) = unbounded();
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {
-        outputs: run_dir.join("outputs"),
         run_dir: run_dir.clone(),
         marker: RunMarker::new(),
         output_cap: options.output_cap,
@@ -177,6 +189,7 @@ pub fn start(
         config,
         ctx,
         recorder: Arc::new(Mutex::new(recorder)),
+        waker: options.waker.clone(),
         events: event_tx,
         controls: control_rx,
     };
@@ -224,6 +237,7 @@ struct Run {
     config: PoolConfig,
     ctx: Arc<RunContext>,
     recorder: Arc<Mutex<Recorder>>,
+    waker: Option<Waker>,
     events: Sender<Event>,
     controls: Receiver<Control>,
 }
@@ -232,12 +246,16 @@ impl Run {
     fn go(self) {
         let recorder = Arc::clone(&self.recorder);
         let events = self.events.clone();
+        let waker = self.waker.clone();
         let emit = move |event: Event| {
             recorder
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .observe(&event);
             let _ = events.send(event);
+            if let Some(Waker(wake)) = &waker {
+                wake();
+            }
         };
         emit(Event::RunStarted(Arc::clone(&self.info)));
         for &seq in &self.done {
@@ -282,6 +300,9 @@ impl Run {
             let _ = self.events.send(Event::RecordProblem(problem));
         }
         let _ = self.events.send(finished);
+        if let Some(Waker(wake)) = &self.waker {
+            wake();
+        }
     }
 }
 

@@ -10,7 +10,7 @@ pub mod trace;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::event::Event;
+use crate::event::{AttemptKey, Event, Stream};
 use crate::state::RunState;
 use crate::task::Task;
 
@@ -76,6 +76,20 @@ impl Recorder {
         }
         std::mem::take(&mut self.errors)
     }
+}
+
+/// Where an attempt's stream is saved: `outputs/7.out`, `outputs/7.attempt2.err`.
+pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
+    let stem = if key.attempt == 1 {
+        key.seq.to_string()
+    } else {
+        format!("{}.attempt{}", key.seq, key.attempt)
+    };
+    let ext = match stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
+    };
+    run_dir.join("outputs").join(format!("{stem}.{ext}"))
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {

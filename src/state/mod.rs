@@ -106,6 +106,8 @@ pub struct RunState {
     /// Per core, the spans during which a slot's task ran there.
     pub core_spans: Vec<Vec<CoreSpan>>,
     open_spans: Vec<Option<CoreSpan>>,
+    /// Tasks running after each change: (time, count).
+    pub busy: Vec<(Duration, u32)>,
     /// Time of the latest event.
     pub now: Duration,
     pub end: Option<RunEnd>,
@@ -208,6 +210,7 @@ impl RunState {
         output: &LiveOutput,
     ) {
         self.advance(at);
+        self.count_busy(at, 1);
         if let Some(t) = self.task_mut(key.seq) {
             *t = TaskStatus::Running {
                 attempt: key.attempt,
@@ -231,6 +234,14 @@ impl RunState {
 
     fn attempt_finished(&mut self, record: &Arc<AttemptRecord>) {
         self.advance(record.ended);
+        let was_running = self
+            .slots
+            .get(record.slot.wrapping_sub(1))
+            .and_then(|s| s.current.as_ref())
+            .is_some_and(|c| c.key == record.key);
+        if was_running {
+            self.count_busy(record.ended, -1);
+        }
         if let Some(t) = self.task_mut(record.key.seq) {
             *t = TaskStatus::Finished {
                 record: Arc::clone(record),
@@ -293,6 +304,17 @@ impl RunState {
                 self.core_spans[core].push(span);
             }
         }
+    }
+
+    fn count_busy(&mut self, at: Duration, delta: i32) {
+        let now = self.busy.last().map_or(0, |&(_, n)| n);
+        let next = now.saturating_add_signed(delta);
+        self.busy.push((at, next));
+    }
+
+    /// Per core, the span still open (a task on it now).
+    pub fn open_spans(&self) -> &[Option<CoreSpan>] {
+        &self.open_spans
     }
 
     /// The tally of tasks now.

@@ -256,3 +256,25 @@ fn a_new_run_starts_from_scratch() {
     assert_eq!(s.slots.len(), 3);
     assert!(s.attempts.is_empty());
 }
+
+#[test]
+fn busy_counts_running_tasks_over_time() {
+    let s = fold(&[
+        info(3, 2, 1),
+        started(1, 1, 1, 101, 0),
+        started(2, 1, 2, 102, 10),
+        finished(1, 1, 1, (0, 20), OK, true),
+        started(3, 1, 1, 103, 20),
+        finished(2, 1, 2, (10, 30), OK, true),
+        finished(3, 1, 1, (20, 40), OK, true),
+    ]);
+    let counts: Vec<(u64, u32)> = s
+        .busy
+        .iter()
+        .map(|&(t, n)| (t.as_millis() as u64, n))
+        .collect();
+    assert_eq!(
+        counts,
+        [(0, 1), (10, 2), (20, 1), (20, 2), (30, 1), (40, 0)]
+    );
+}

@@ -12,9 +12,10 @@ use super::RunContext;
 use super::pump::Pump;
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::resolve::Resolver;
-use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Outcome};
+use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Outcome, Stream};
 use crate::guard::MARKER_VAR;
 use crate::output::Capture;
+use crate::record::output_path;
 
 pub(super) fn not_started(
     key: AttemptKey,
@@ -42,15 +43,6 @@ pub(super) fn not_started(
     }
 }
 
-/// File names of an attempt's saved output: `7.out`, or `7.attempt2.out` for a retry.
-fn output_stem(key: AttemptKey) -> String {
-    if key.attempt == 1 {
-        key.seq.to_string()
-    } else {
-        format!("{}.attempt{}", key.seq, key.attempt)
-    }
-}
-
 /// Run one attempt to its end on this thread; true if it exited with status 0.
 pub(super) fn run_attempt(
     order: &AttemptOrder,
@@ -59,9 +51,14 @@ pub(super) fn run_attempt(
     resolver: &mut Resolver,
 ) -> bool {
     let key = order.key;
-    let stem = output_stem(key);
-    let stdout = Capture::new(&ctx.outputs.join(format!("{stem}.out")), ctx.output_cap);
-    let mut stderr = Capture::new(&ctx.outputs.join(format!("{stem}.err")), ctx.output_cap);
+    let stdout = Capture::new(
+        &output_path(&ctx.run_dir, key, Stream::Stdout),
+        ctx.output_cap,
+    );
+    let mut stderr = Capture::new(
+        &output_path(&ctx.run_dir, key, Stream::Stderr),
+        ctx.output_cap,
+    );
     let argv = order.task.argv(Some(order.slot));
     let started = ctx.clock.now();
     let mut child = match command(order, ctx, resolver, &argv).spawn() {

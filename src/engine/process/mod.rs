@@ -32,7 +32,6 @@ use attempt::{not_started, run_attempt};
 #[derive(Debug)]
 pub struct RunContext {
     pub run_dir: PathBuf,
-    pub outputs: PathBuf,
     pub marker: RunMarker,
     pub output_cap: u64,
     pub clock: RunClock,

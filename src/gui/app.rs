@@ -1,0 +1,346 @@
+//! The app: a loaded task directory, its pool settings, and its runs, drawn as panels.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use egui::{Key, Modifiers, Ui};
+
+use super::errors::ErrorsView;
+use super::output_view::OutputView;
+use super::pool_form::PoolForm;
+use super::session::Session;
+use super::settings::Settings;
+use super::timeline::TimelineView;
+use super::{Command, cores, load_report, status, workers};
+use crate::config::PoolSettings;
+use crate::engine::Waker;
+use crate::event::Control;
+use crate::state::RunState;
+
+/// The central tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Timeline,
+    Cores,
+    Errors,
+}
+
+/// The whole app, independent of the window it is drawn in (tests draw it headless).
+pub struct PoolscopeApp {
+    pub settings: Settings,
+    session: Option<Session>,
+    form: PoolForm,
+    pub tab: Tab,
+    timeline: TimelineView,
+    errors: ErrorsView,
+    output: Option<OutputView>,
+    picker: Option<egui_file::FileDialog>,
+    waker: Option<Waker>,
+    /// The last thing that went wrong, shown until the next command.
+    message: Option<String>,
+}
+
+impl PoolscopeApp {
+    /// The app with saved `settings`, opening `dir` if given.
+    pub fn new(settings: Settings, dir: Option<&Path>) -> Self {
+        let mut app = PoolscopeApp {
+            settings,
+            session: None,
+            form: PoolForm::from_settings(&PoolSettings::default()),
+            tab: Tab::Timeline,
+            timeline: TimelineView::default(),
+            errors: ErrorsView::default(),
+            output: None,
+            picker: None,
+            waker: None,
+            message: None,
+        };
+        if let Some(dir) = dir {
+            app.open(dir);
+        }
+        app
+    }
+
+    /// Load the task directory at `path` (a load error is shown in place).
+    pub fn open(&mut self, path: &Path) {
+        if let Some(old) = &mut self.session {
+            old.shutdown();
+        }
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let session = Session::open(&path);
+        if let Ok(dir) = &session.loaded {
+            self.form = PoolForm::from_settings(&dir.pool);
+            self.settings.remember(&path);
+        }
+        self.session = Some(session);
+        self.output = None;
+        self.message = None;
+    }
+
+    /// The run on display.
+    pub fn current_state(&self) -> Option<&RunState> {
+        self.session.as_ref()?.current().map(|r| &r.state)
+    }
+
+    /// Is a run live?
+    pub fn is_running(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::is_running)
+    }
+
+    /// The pool form (tests set values through the UI; this reads them back).
+    pub fn form(&self) -> &PoolForm {
+        &self.form
+    }
+
+    /// Kill live runs and wait for their records (on window close).
+    pub fn shutdown(&mut self) {
+        if let Some(s) = &mut self.session {
+            s.shutdown();
+        }
+    }
+
+    /// Fold events that arrived since the last frame.
+    pub fn drain(&mut self) {
+        if let Some(s) = &mut self.session {
+            s.drain();
+        }
+    }
+
+    /// Carry out a command from a panel or a shortcut.
+    pub fn apply(&mut self, command: Command) {
+        self.message = None;
+        match command {
+            Command::Open(path) => self.open(&path),
+            Command::Run => self.start_run(),
+            Command::Stop | Command::Kill => {
+                let control = if command == Command::Stop {
+                    Control::Stop
+                } else {
+                    Control::Kill
+                };
+                if let Some(run) = self.session.as_ref().and_then(Session::current) {
+                    run.control(control);
+                }
+            }
+            Command::OpenOutput(key) => self.output = Some(OutputView::new(key)),
+            Command::SelectRun(i) => {
+                if let Some(s) = &mut self.session {
+                    s.selected = Some(i);
+                    self.output = None;
+                }
+            }
+            Command::PickFolder => {
+                let start = self.session.as_ref().map(|s| s.path.clone());
+                let mut picker =
+                    egui_file::FileDialog::select_folder().title("Open a task directory");
+                if let Some(start) = start {
+                    picker = picker.initial_path(start);
+                }
+                picker.open();
+                self.picker = Some(picker);
+            }
+            Command::Reload => {
+                if let Some(s) = &mut self.session {
+                    s.reload();
+                    if let Ok(dir) = &s.loaded {
+                        self.form = PoolForm::from_settings(&dir.pool);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_run(&mut self) {
+        let Some(session) = &mut self.session else {
+            self.message = Some("Open a task directory first (Ctrl+O).".to_string());
+            return;
+        };
+        if session.is_running() {
+            return;
+        }
+        session.reload();
+        let started = self
+            .form
+            .config()
+            .and_then(|config| session.start(config, self.waker.clone()));
+        if let Err(e) = started {
+            self.message = Some(e);
+        }
+        self.output = None;
+    }
+
+    /// Draw the app into `ui` (the whole window).
+    pub fn show(&mut self, ui: &mut Ui) {
+        let ctx = ui.ctx().clone();
+        if self.waker.is_none() {
+            let wake = ctx.clone();
+            self.waker = Some(Waker(Arc::new(move || wake.request_repaint())));
+        }
+        self.drain();
+        let mut commands = shortcuts(&ctx);
+        commands.extend(dropped_folder(&ctx).map(Command::Open));
+        egui::Panel::top("top").show(ui, |ui| self.top_bar(ui, &mut commands));
+        egui::Panel::bottom("status").show(ui, |ui| {
+            if let Some(m) = &self.message {
+                ui.colored_label(ui.visuals().error_fg_color, m);
+            }
+            status::ui(ui, self.current_state());
+        });
+        egui::Panel::left("setup")
+            .resizable(true)
+            .default_size(360.0)
+            .show(ui, |ui| self.setup(ui, &mut commands));
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui, &mut commands));
+        if let (Some(view), Some(state)) = (
+            &mut self.output,
+            self.session
+                .as_ref()
+                .and_then(|s| s.current())
+                .map(|r| &r.state),
+        ) && !view.show(&ctx, state)
+        {
+            self.output = None;
+        }
+        if let Some(picker) = &mut self.picker
+            && picker.show(&ctx).selected()
+        {
+            if let Some(path) = picker.path() {
+                commands.push(Command::Open(path.to_path_buf()));
+            }
+            self.picker = None;
+        }
+        for command in commands {
+            self.apply(command);
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
+        ui.horizontal(|ui| {
+            ui.strong("poolscope");
+            if ui
+                .button("Open…")
+                .on_hover_text("Open a task directory (Ctrl+O)")
+                .clicked()
+            {
+                commands.push(Command::PickFolder);
+            }
+            egui::ComboBox::from_id_salt("recent")
+                .selected_text("Recent")
+                .show_ui(ui, |ui| {
+                    for dir in &self.settings.recent {
+                        if ui
+                            .selectable_label(false, dir.display().to_string())
+                            .clicked()
+                        {
+                            commands.push(Command::Open(dir.clone()));
+                        }
+                    }
+                });
+            if let Some(s) = &self.session {
+                ui.separator();
+                ui.label(s.path.display().to_string());
+                if ui.small_button("Reload").clicked() {
+                    commands.push(Command::Reload);
+                }
+                if !s.runs.is_empty() {
+                    ui.separator();
+                    ui.label("Run:");
+                    for (i, run) in s.runs.iter().enumerate() {
+                        let live = if run.is_live() { " ●" } else { "" };
+                        if ui
+                            .selectable_label(
+                                s.selected == Some(i),
+                                format!("#{}{live}", run.number),
+                            )
+                            .clicked()
+                        {
+                            commands.push(Command::SelectRun(i));
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn setup(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
+        egui::ScrollArea::vertical().id_salt("setup").show(ui, |ui| {
+            let Some(session) = &self.session else {
+                ui.heading("No task directory");
+                ui.label("Open one with Open… (Ctrl+O), drop a folder on the window, or pick a recent one.");
+                return;
+            };
+            load_report::ui(ui, session);
+            ui.separator();
+            ui.heading("Pool");
+            let can_run = session.loaded.is_ok();
+            let running = session.is_running();
+            if let Some(c) = self.form.ui(ui, can_run, running) {
+                commands.push(c);
+            }
+        });
+    }
+
+    fn central(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
+        let Some(run) = self.session.as_ref().and_then(Session::current) else {
+            ui.centered_and_justified(|ui| {
+                ui.weak("Press Run (F5) to start the pool; workers, timeline and cores show here.");
+            });
+            return;
+        };
+        ui.heading("Workers");
+        let rows = run.state.slots.len() as f32 + 1.0;
+        let height = (rows * 22.0).min(ui.available_height() * 0.35);
+        ui.allocate_ui(egui::vec2(ui.available_width(), height), |ui| {
+            workers::ui(ui, &run.state);
+        });
+        ui.separator();
+        let failures = run
+            .state
+            .attempts
+            .iter()
+            .filter(|a| !a.outcome.is_success())
+            .count();
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, Tab::Timeline, "Timeline");
+            ui.selectable_value(&mut self.tab, Tab::Cores, "Cores");
+            ui.selectable_value(&mut self.tab, Tab::Errors, format!("Errors ({failures})"));
+        });
+        let command = match self.tab {
+            Tab::Timeline => self.timeline.ui(ui, run, &mut self.settings.per_core_lanes),
+            Tab::Cores => {
+                cores::ui(ui, run);
+                None
+            }
+            Tab::Errors => self.errors.ui(ui, &run.state),
+        };
+        commands.extend(command);
+    }
+}
+
+/// Ctrl+O open, F5 run, Esc stop.
+fn shortcuts(ctx: &egui::Context) -> Vec<Command> {
+    let mut commands = Vec::new();
+    ctx.input_mut(|i| {
+        if i.consume_key(Modifiers::COMMAND, Key::O) {
+            commands.push(Command::PickFolder);
+        }
+        if i.consume_key(Modifiers::NONE, Key::F5) {
+            commands.push(Command::Run);
+        }
+        if i.consume_key(Modifiers::NONE, Key::Escape) {
+            commands.push(Command::Stop);
+        }
+    });
+    commands
+}
+
+/// A folder dropped on the window.
+fn dropped_folder(ctx: &egui::Context) -> Option<PathBuf> {
+    ctx.input(|i| {
+        i.raw
+            .dropped_files
+            .iter()
+            .map(|f| f.path().to_path_buf())
+            .find(|p| p.is_dir())
+    })
+}

@@ -1,0 +1,80 @@
+//! Per-core utilization over the run, with the number of running tasks over it.
+
+use egui::Ui;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::session::RunView;
+
+/// Points per line at most; longer series are thinned (keeping each bucket's peak).
+const MAX_POINTS: usize = 2000;
+
+pub fn ui(ui: &mut Ui, run: &RunView) {
+    let state = &run.state;
+    let workers = state.slots.len().max(1) as f64;
+    ui.label(format!(
+        "CPU utilization per core, sampled 4 times a second; the dashed line is the share of the {} worker slots running a task.",
+        state.slots.len()
+    ));
+    Plot::new("cores")
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(100.0)
+        .allow_zoom([true, false])
+        .allow_drag([true, false])
+        .y_axis_label("%")
+        .x_axis_label("seconds since the run started")
+        .show(ui, |plot_ui| {
+            for (core, series) in state.cores.usage.iter().enumerate() {
+                let points: Vec<[f64; 2]> = state
+                    .cores
+                    .times
+                    .iter()
+                    .zip(series)
+                    .map(|(t, u)| [t.as_secs_f64(), f64::from(*u)])
+                    .collect();
+                plot_ui.line(Line::new(
+                    format!("core {core}"),
+                    PlotPoints::from(thin(points)),
+                ));
+            }
+            let mut steps = Vec::with_capacity(state.busy.len() * 2);
+            let mut last = 0.0;
+            for &(t, n) in &state.busy {
+                let x = t.as_secs_f64();
+                steps.push([x, last]);
+                last = f64::from(n) / workers * 100.0;
+                steps.push([x, last]);
+            }
+            steps.push([state.elapsed().as_secs_f64(), last]);
+            plot_ui.line(
+                Line::new("tasks running", PlotPoints::from(thin(steps)))
+                    .style(egui_plot::LineStyle::dashed_loose())
+                    .width(2.0),
+            );
+        });
+}
+
+/// At most [`MAX_POINTS`] points: each bucket keeps its highest point.
+fn thin(points: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
+    if points.len() <= MAX_POINTS {
+        return points;
+    }
+    let bucket = points.len().div_ceil(MAX_POINTS);
+    points
+        .chunks(bucket)
+        .filter_map(|c| c.iter().copied().max_by(|a, b| a[1].total_cmp(&b[1])))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_peaks_and_bounds_the_count() {
+        let points: Vec<[f64; 2]> = (0..10_000).map(|i| [i as f64, (i % 7) as f64]).collect();
+        let thinned = thin(points);
+        assert!(thinned.len() <= MAX_POINTS);
+        assert!(thinned.iter().all(|p| p[1] == 6.0));
+    }
+}

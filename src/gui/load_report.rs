@@ -1,0 +1,54 @@
+//! The load report: the tasks with their expanded commands, the ignored files, and any
+//! manifest error in place.
+
+use egui::Ui;
+
+use super::session::Session;
+
+pub fn ui(ui: &mut Ui, session: &Session) {
+    let dir = match &session.loaded {
+        Ok(dir) => dir,
+        Err(error) => {
+            ui.colored_label(ui.visuals().error_fg_color, "This directory cannot run:");
+            ui.colored_label(ui.visuals().error_fg_color, error);
+            return;
+        }
+    };
+    ui.heading(&dir.name);
+    ui.weak(dir.root.display().to_string());
+    match &dir.manifest {
+        Some(m) => ui.weak(format!("manifest: {}", m.display())),
+        None => ui.weak("no manifest: every executable file is a task"),
+    };
+    egui::CollapsingHeader::new(format!("{} tasks", dir.tasks.len()))
+        .default_open(true)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("tasks")
+                .max_height(220.0)
+                .show(ui, |ui| {
+                    for t in &dir.tasks {
+                        ui.horizontal(|ui| {
+                            ui.label(format!("{}", t.seq));
+                            ui.label(&t.name);
+                        })
+                        .response
+                        .on_hover_text(t.command_line(None));
+                        ui.monospace(format!("  $ {}", t.command_line(None)));
+                    }
+                });
+        });
+    if !dir.ignored.is_empty() {
+        egui::CollapsingHeader::new(format!("{} ignored files", dir.ignored.len())).show(
+            ui,
+            |ui| {
+                for i in &dir.ignored {
+                    ui.label(format!("{} — {}", i.name, i.reason));
+                }
+            },
+        );
+    }
+    for note in &dir.notes {
+        ui.colored_label(ui.visuals().warn_fg_color, note);
+    }
+}

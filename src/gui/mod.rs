@@ -1,0 +1,116 @@
+//! The desktop app (cargo feature `gui`): eframe + egui + egui_plot.
+//!
+//! [`PoolscopeApp`] draws everything into an `egui::Ui` and knows nothing of the window,
+//! so tests drive it headless with `egui_kittest`; [`run`] puts it in a native window,
+//! saves its settings between launches, and takes screenshots for `--screenshot`.
+
+mod app;
+mod bars;
+mod cores;
+mod errors;
+mod lanes;
+mod load_report;
+mod output_view;
+mod pool_form;
+mod screenshot;
+mod session;
+mod settings;
+mod status;
+mod timeline;
+mod workers;
+
+use std::path::PathBuf;
+
+pub use app::{PoolscopeApp, Tab};
+pub use bars::LaneBars;
+pub use lanes::{Bar, BarKind};
+pub use settings::Settings;
+
+use crate::event::AttemptKey;
+
+/// What a panel or a shortcut asks the app to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Open(PathBuf),
+    PickFolder,
+    Reload,
+    Run,
+    Stop,
+    Kill,
+    OpenOutput(AttemptKey),
+    SelectRun(usize),
+}
+
+/// How the window is launched.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Task directory to open.
+    pub dir: Option<PathBuf>,
+    /// Save a screenshot of the window here, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Before the screenshot, run the tasks to the end.
+    pub run: bool,
+}
+
+/// Open the window and run the app until it is closed.
+pub fn run(launch: Launch) -> Result<(), String> {
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("poolscope")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "poolscope",
+        options,
+        Box::new(move |cc| Ok(Box::new(Window::new(cc, launch)))),
+    )
+    .map_err(|e| {
+        format!(
+            "cannot open the window ({e}); is there a display (DISPLAY or WAYLAND_DISPLAY)? Without one, use `poolscope run DIR`"
+        )
+    })
+}
+
+/// The app in a native window.
+struct Window {
+    app: PoolscopeApp,
+    screenshot: Option<screenshot::Plan>,
+}
+
+impl Window {
+    fn new(cc: &eframe::CreationContext<'_>, launch: Launch) -> Self {
+        let settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        let mut app = PoolscopeApp::new(settings, launch.dir.as_deref());
+        let screenshot = launch
+            .screenshot
+            .map(|path| screenshot::Plan::new(path, launch.run));
+        if screenshot.as_ref().is_some_and(|p| p.run) {
+            app.apply(Command::Run);
+        }
+        Window { app, screenshot }
+    }
+}
+
+impl eframe::App for Window {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.app.show(ui);
+        if let Some(plan) = &mut self.screenshot {
+            plan.step(ui.ctx(), self.app.is_running());
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.app.settings);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // Closing the window ends its runs; what they recorded is kept.
+        self.app.shutdown();
+    }
+}

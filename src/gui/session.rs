@@ -1,0 +1,141 @@
+//! A loaded task directory and the runs made of it in this session.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::PoolConfig;
+use crate::engine::{self, RunHandle, RunOptions, Waker};
+use crate::event::{Control, Event};
+use crate::state::RunState;
+use crate::taskdir::{self, TaskDir};
+
+use super::lanes::Lanes;
+
+/// One run: its model, folded from its events, and its engine while it is live.
+pub struct RunView {
+    /// 1-based, in the order the runs started.
+    pub number: usize,
+    pub state: RunState,
+    /// Per-lane bars for the timeline, kept in step with `state`.
+    pub lanes: Lanes,
+    handle: Option<RunHandle>,
+}
+
+impl RunView {
+    /// Is the engine still running it?
+    pub fn is_live(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    /// Fold every waiting event; true if anything changed.
+    pub fn drain(&mut self) -> bool {
+        let Some(handle) = &self.handle else {
+            return false;
+        };
+        let mut changed = false;
+        let mut finished = false;
+        while let Ok(event) = handle.events.try_recv() {
+            self.state.apply(&event);
+            self.lanes.observe(&event);
+            changed = true;
+            if matches!(event, Event::RunFinished { .. }) {
+                finished = true;
+                break;
+            }
+        }
+        if finished && let Some(handle) = self.handle.take() {
+            handle.join();
+        }
+        changed
+    }
+
+    pub fn control(&self, control: Control) {
+        if let Some(handle) = &self.handle {
+            handle.control(control);
+        }
+    }
+
+    /// Kill the run and wait until its records are written (TERM, then KILL after 2 s).
+    pub fn kill_and_wait(&mut self) {
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
+        handle.control(Control::Kill);
+        for event in handle.events.iter() {
+            self.state.apply(&event);
+            self.lanes.observe(&event);
+            if matches!(event, Event::RunFinished { .. }) {
+                break;
+            }
+        }
+        handle.join();
+    }
+}
+
+/// A task directory as the app has it.
+pub struct Session {
+    pub path: PathBuf,
+    /// The load report, or the one-sentence reason it could not be loaded.
+    pub loaded: Result<TaskDir, String>,
+    pub runs: Vec<RunView>,
+    /// Index into `runs` of the run on display.
+    pub selected: Option<usize>,
+}
+
+impl Session {
+    /// Load the task directory at `path` (errors are kept, to be shown in place).
+    pub fn open(path: &Path) -> Session {
+        Session {
+            path: path.to_path_buf(),
+            loaded: taskdir::load(path).map_err(|e| e.to_string()),
+            runs: Vec::new(),
+            selected: None,
+        }
+    }
+
+    /// Load the directory again, keeping the runs made so far.
+    pub fn reload(&mut self) {
+        self.loaded = taskdir::load(&self.path).map_err(|e| e.to_string());
+    }
+
+    /// The run on display.
+    pub fn current(&self) -> Option<&RunView> {
+        self.selected.and_then(|i| self.runs.get(i))
+    }
+
+    /// Is any run of this directory live?
+    pub fn is_running(&self) -> bool {
+        self.runs.iter().any(RunView::is_live)
+    }
+
+    /// Start a run with `config`; it becomes the run on display.
+    pub fn start(&mut self, config: PoolConfig, waker: Option<Waker>) -> Result<(), String> {
+        let dir = self.loaded.as_ref().map_err(Clone::clone)?;
+        let mut options = RunOptions::new_for(dir);
+        options.waker = waker;
+        let handle = engine::start(dir, config, options).map_err(|e| e.to_string())?;
+        self.runs.push(RunView {
+            number: self.runs.len() + 1,
+            state: RunState::new(),
+            lanes: Lanes::default(),
+            handle: Some(handle),
+        });
+        self.selected = Some(self.runs.len() - 1);
+        Ok(())
+    }
+
+    /// Fold the waiting events of every live run; true if anything changed.
+    pub fn drain(&mut self) -> bool {
+        let mut changed = false;
+        for run in &mut self.runs {
+            changed |= run.drain();
+        }
+        changed
+    }
+
+    /// Kill every live run and wait for its records.
+    pub fn shutdown(&mut self) {
+        for run in &mut self.runs {
+            run.kill_and_wait();
+        }
+    }
+}
