@@ -72,9 +72,11 @@ mod tests {
 
     #[test]
     fn thinning_keeps_peaks_and_bounds_the_count() {
-        let points: Vec<[f64; 2]> = (0..10_000).map(|i| [i as f64, (i % 7) as f64]).collect();
+        // 10,000 points thin to buckets of 5, each holding one spike.
+        let spike = |i: usize| if i % 5 == 2 { 100.0 } else { (i % 3) as f64 };
+        let points: Vec<[f64; 2]> = (0..10_000).map(|i| [i as f64, spike(i)]).collect();
         let thinned = thin(points);
-        assert!(thinned.len() <= MAX_POINTS);
-        assert!(thinned.iter().all(|p| p[1] == 6.0));
+        assert_eq!(thinned.len(), MAX_POINTS);
+        assert!(thinned.iter().all(|p| p[1] == 100.0));
     }
 }
