@@ -224,8 +224,9 @@ impl PoolscopeApp {
             {
                 commands.push(Command::PickFolder);
             }
+            let label = ui.label("Recent:");
             egui::ComboBox::from_id_salt("recent")
-                .selected_text("Recent")
+                .selected_text(format!("{} directories", self.settings.recent.len()))
                 .show_ui(ui, |ui| {
                     for dir in &self.settings.recent {
                         if ui
@@ -235,7 +236,9 @@ impl PoolscopeApp {
                             commands.push(Command::Open(dir.clone()));
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             if let Some(s) = &self.session {
                 ui.separator();
                 ui.label(s.path.display().to_string());
@@ -246,7 +249,7 @@ impl PoolscopeApp {
                     ui.separator();
                     ui.label("Run:");
                     for (i, run) in s.runs.iter().enumerate() {
-                        let live = if run.is_live() { " ●" } else { "" };
+                        let live = if run.is_live() { " (running)" } else { "" };
                         if ui
                             .selectable_label(
                                 s.selected == Some(i),

@@ -34,7 +34,9 @@ pub fn ui(ui: &mut Ui, session: &Session) {
                         })
                         .response
                         .on_hover_text(t.command_line(None));
-                        ui.monospace(format!("  $ {}", t.command_line(None)));
+                        ui.indent(("command", t.seq), |ui| {
+                            ui.monospace(format!("$ {}", t.command_line(None)));
+                        });
                     }
                 });
         });

@@ -112,17 +112,19 @@ impl PoolForm {
             .labelled_by(label.id);
         ui.end_row();
 
-        ui.label("Halt");
+        let label = ui.label("Halt");
         egui::ComboBox::from_id_salt("halt")
             .selected_text(format!("{:?}", self.halt).to_lowercase())
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.halt, Halt::Never, "never");
                 ui.selectable_value(&mut self.halt, Halt::Soon, "soon");
                 ui.selectable_value(&mut self.halt, Halt::Now, "now");
-            });
+            })
+            .response
+            .labelled_by(label.id);
         ui.end_row();
 
-        ui.label("Order");
+        let label = ui.label("Order");
         egui::ComboBox::from_id_salt("order")
             .selected_text(match self.order {
                 Order::Listed => "listed",
@@ -131,7 +133,9 @@ impl PoolForm {
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut self.order, Order::Listed, "listed");
                 ui.selectable_value(&mut self.order, Order::LongestFirst, "longest-first");
-            });
+            })
+            .response
+            .labelled_by(label.id);
         ui.end_row();
 
         ui.label("");

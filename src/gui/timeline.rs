@@ -47,6 +47,10 @@ impl TimelineView {
             LaneKind::Slots
         };
         let state = &run.state;
+        ui.weak(match kind {
+            LaneKind::Slots => format!("{} lanes, one per worker slot", run.lanes.slots.len()),
+            LaneKind::Cores => format!("{} lanes, one per CPU core", state.core_spans.len()),
+        });
         let core_lanes: Vec<Vec<Bar>>;
         let lanes: Vec<&[Bar]> = match kind {
             LaneKind::Slots => run.lanes.slots.iter().map(Vec::as_slice).collect(),

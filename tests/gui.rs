@@ -1,0 +1,163 @@
+//! The desktop app, driven headless with egui_kittest: widgets are found by their label,
+//! clicked, and what the panels show is asserted. Runs use real processes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use poolscope::gui::{PoolscopeApp, Settings};
+
+fn harness(app: PoolscopeApp) -> Harness<'static, PoolscopeApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut PoolscopeApp| app.show(ui), app)
+}
+
+/// Draw frames until the run has ended (real processes: this takes real time).
+fn run_to_end(h: &mut Harness<'static, PoolscopeApp>) {
+    let ended = wait_for(Duration::from_secs(60), || {
+        h.step();
+        !h.state().is_running()
+    });
+    assert!(ended, "the run did not end");
+    h.run();
+}
+
+const MIXED: &str = r#"
+[pool]
+workers = 3
+
+[[task]]
+name = "fine"
+sh = "echo all good"
+
+[[task]]
+name = "exit-three"
+sh = "echo 'config file not found' >&2; exit 3"
+
+[[task]]
+name = "crash"
+sh = "kill -SEGV $$"
+
+[[task]]
+name = "also-fine"
+cmd = ["sleep", "0.2"]
+"#;
+
+#[test]
+fn load_configure_run_and_read_the_panels() {
+    let dir = task_dir(MIXED);
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    // The load report lists the tasks with their expanded commands.
+    h.get_by_label("$ echo 'config file not found' >&2; exit 3");
+    // The form is prefilled from the manifest; change the worker count.
+    assert_eq!(h.state().form().workers, 3);
+    h.get_by_label("Workers").set_value_accesskit(2.0);
+    h.run();
+    assert_eq!(h.state().form().workers, 2);
+    h.get_by_label("▶ Run").click();
+    // A live run keeps repainting: step frames rather than wait for the ui to settle.
+    h.run_steps(2);
+    assert!(h.state().is_running());
+    run_to_end(&mut h);
+
+    let state = h.state().current_state().expect("a run").clone();
+    assert_eq!(
+        state.slots.len(),
+        2,
+        "the run used the worker count set in the form"
+    );
+    // Workers panel: one row per slot, with the PID each slot ran last.
+    for slot in &state.slots {
+        let pid = slot.last_pid.expect("each slot ran a task");
+        h.get_by_label(&pid.to_string());
+    }
+    // Status line.
+    h.get_by_label("4/4 done");
+    h.get_by_label("2 failed");
+    // Errors panel: each failure with its exit code or signal and its stderr.
+    h.get_by_label("Errors (2)").click();
+    h.run();
+    h.get_by_label("exit 3");
+    h.get_by_label("config file not found");
+    h.get_by_label("signal 11 (SIGSEGV)");
+    // Its whole output is one click away.
+    h.get_all_by_label("Open output")
+        .next()
+        .expect("a button")
+        .click();
+    h.run();
+    h.get_by_label_contains("Output of #");
+}
+
+#[test]
+fn a_manifest_error_is_shown_in_place_with_its_line() {
+    let dir = task_dir("[pool]\nworkers = 2\nwokers = 3\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("This directory cannot run:");
+    let error = h.get_by_label_contains("poolscope.toml:3:1");
+    assert!(format!("{error:?}").contains("wokers"));
+    // Nothing can run.
+    h.get_by_label("▶ Run").click();
+    h.run();
+    assert!(!h.state().is_running());
+}
+
+#[test]
+fn per_core_lanes_show_one_lane_per_core() {
+    let dir = task_dir(
+        "[pool]\nworkers = 2\n\n[each]\nrange = [1, 4]\nsh = \"i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done\"\n",
+    );
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.key_press(egui::Key::F5);
+    h.run_steps(2);
+    assert!(h.state().is_running(), "F5 starts a run");
+    run_to_end(&mut h);
+    h.get_by_label("2 lanes, one per worker slot");
+    h.get_by_label("CPU cores").click();
+    h.run();
+    let cores = poolscope::monitor::core_count();
+    h.get_by_label(&format!("{cores} lanes, one per CPU core"));
+    assert!(h.state().settings.per_core_lanes);
+    let state = h.state().current_state().expect("a run");
+    let busy_cores = state
+        .core_spans
+        .iter()
+        .filter(|spans| !spans.is_empty())
+        .count();
+    assert!(busy_cores >= 1, "the placement samples put tasks on cores");
+}
+
+#[test]
+fn runs_repeat_and_stay_selectable() {
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    for _ in 0..2 {
+        h.get_by_label("▶ Run").click();
+        h.run_steps(2);
+        run_to_end(&mut h);
+    }
+    h.get_by_label("#1").click();
+    h.run();
+    h.get_by_label("#2");
+    let first = h
+        .state()
+        .current_state()
+        .expect("run 1")
+        .info
+        .clone()
+        .expect("info");
+    assert!(first.run_dir.exists());
+    assert_eq!(h.state().settings.recent.len(), 1);
+}
