@@ -161,3 +161,50 @@ fn runs_repeat_and_stay_selectable() {
     assert!(first.run_dir.exists());
     assert_eq!(h.state().settings.recent.len(), 1);
 }
+
+#[test]
+fn closing_the_app_kills_the_run_and_keeps_its_records() {
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir = task_dir(&format!(
+        "[pool]\nworkers = 2\n\n[each]\nrange = [1, 3]\nsh = \"sleep 300 & echo $! > {0}/bg-{{#}}; echo $$ > {0}/main-{{#}}; wait\"\n",
+        pids.path().display()
+    ));
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    let started = wait_for(Duration::from_secs(20), || {
+        h.step();
+        std::fs::read_dir(pids.path()).map_or(0, |d| d.count()) == 4
+    });
+    assert!(started, "two tasks did not start");
+    let list: Vec<i32> = std::fs::read_dir(pids.path())
+        .expect("pids")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    assert_eq!(list.len(), 4);
+    // What the window's close does.
+    h.state_mut().shutdown();
+    let left: Vec<i32> = list.iter().copied().filter(|&p| alive(p)).collect();
+    assert!(
+        left.is_empty(),
+        "still running after the app closed: {left:?}"
+    );
+    let run_dir = h
+        .state()
+        .current_state()
+        .expect("a run")
+        .info
+        .clone()
+        .expect("info")
+        .run_dir
+        .clone();
+    let s = summary(&run_dir);
+    assert_eq!(s["interrupted"], true);
+    assert_eq!(
+        joblog(&run_dir).len(),
+        2,
+        "both running tasks are recorded, as cancelled"
+    );
+}

@@ -17,6 +17,9 @@ use crate::engine::Waker;
 use crate::event::Control;
 use crate::state::RunState;
 
+/// Time between redraws while a run is live.
+const LIVE_FRAME: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The central tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -122,7 +125,7 @@ impl PoolscopeApp {
                     run.control(control);
                 }
             }
-            Command::OpenOutput(key) => self.output = Some(OutputView::new(key)),
+            Command::OpenOutput(key, stream) => self.output = Some(OutputView::new(key, stream)),
             Command::SelectRun(i) => {
                 if let Some(s) = &mut self.session {
                     s.selected = Some(i);
@@ -174,7 +177,10 @@ impl PoolscopeApp {
         let ctx = ui.ctx().clone();
         if self.waker.is_none() {
             let wake = ctx.clone();
-            self.waker = Some(Waker(Arc::new(move || wake.request_repaint())));
+            // Live runs redraw at most 10 times a second, however fast events come.
+            self.waker = Some(Waker(Arc::new(move || {
+                wake.request_repaint_after(LIVE_FRAME);
+            })));
         }
         self.drain();
         let mut commands = shortcuts(&ctx);
@@ -226,7 +232,10 @@ impl PoolscopeApp {
             }
             let label = ui.label("Recent:");
             egui::ComboBox::from_id_salt("recent")
-                .selected_text(format!("{} directories", self.settings.recent.len()))
+                .selected_text(match self.settings.recent.len() {
+                    1 => "1 folder".to_string(),
+                    n => format!("{n} folders"),
+                })
                 .show_ui(ui, |ui| {
                     for dir in &self.settings.recent {
                         if ui
@@ -292,7 +301,7 @@ impl PoolscopeApp {
         };
         ui.heading("Workers");
         let rows = run.state.slots.len() as f32 + 1.0;
-        let height = (rows * 22.0).min(ui.available_height() * 0.35);
+        let height = (rows * 24.0 + 8.0).min(ui.available_height() * 0.4);
         ui.allocate_ui(egui::vec2(ui.available_width(), height), |ui| {
             workers::ui(ui, &run.state);
         });

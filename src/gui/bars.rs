@@ -80,6 +80,12 @@ impl<'a> LaneBars<'a> {
             let right = transform.position_from_point_x(bar.end);
             if right - left >= MIN_BAR_PX {
                 flush(&mut merged, row, ok, shapes);
+                // A 1-px gap shows where one attempt ends and the next begins.
+                let right = if right - left > 4.0 {
+                    right - 1.0
+                } else {
+                    right
+                };
                 let rect = Rect::from_x_y_ranges(left..=right, row.y_range());
                 shapes.push(Shape::rect_filled(rect, 1.0, color(bar.kind, self.dark)));
                 if right - left >= LABEL_PX {

@@ -4,6 +4,7 @@
 use egui::Ui;
 
 use super::Command;
+use crate::event::Stream;
 use crate::state::RunState;
 
 /// View state of the errors panel.
@@ -31,11 +32,7 @@ impl ErrorsView {
             .id_salt("errors")
             .show(ui, |ui| {
                 for a in failed {
-                    let name = state
-                        .info
-                        .as_ref()
-                        .and_then(|i| i.tasks.get(a.key.seq - 1))
-                        .map_or("", |t| t.name.as_str());
+                    let name = state.task_name(a.key.seq);
                     let outcome = a.outcome.describe();
                     let haystack = format!("{name} {outcome} {}", a.stderr_tail).to_lowercase();
                     if !needle.is_empty() && !haystack.contains(&needle) {
@@ -50,7 +47,7 @@ impl ErrorsView {
                             ui.colored_label(ui.visuals().error_fg_color, &outcome);
                             ui.weak(format!("slot {} · PID {}", a.slot, a.pid));
                             if ui.button("Open output").clicked() {
-                                command = Some(Command::OpenOutput(a.key));
+                                command = Some(Command::OpenOutput(a.key, Stream::Stderr));
                             }
                         });
                         if a.stderr_tail.is_empty() {

@@ -26,7 +26,7 @@ pub use bars::LaneBars;
 pub use lanes::{Bar, BarKind};
 pub use settings::Settings;
 
-use crate::event::AttemptKey;
+use crate::event::{AttemptKey, Stream};
 
 /// What a panel or a shortcut asks the app to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,8 @@ pub enum Command {
     Run,
     Stop,
     Kill,
-    OpenOutput(AttemptKey),
+    /// Show an attempt's output, starting on this stream.
+    OpenOutput(AttemptKey, Stream),
     SelectRun(usize),
 }
 

@@ -22,10 +22,10 @@ pub struct OutputView {
 }
 
 impl OutputView {
-    pub fn new(key: AttemptKey) -> Self {
+    pub fn new(key: AttemptKey, stream: Stream) -> Self {
         OutputView {
             key,
-            stream: Stream::Stdout,
+            stream,
             cached: None,
         }
     }
@@ -33,14 +33,10 @@ impl OutputView {
     /// Show the window; false once the user closed it.
     pub fn show(&mut self, ctx: &egui::Context, state: &RunState) -> bool {
         let mut open = true;
-        let name = state
-            .info
-            .as_ref()
-            .and_then(|i| i.tasks.get(self.key.seq - 1))
-            .map_or(String::new(), |t| t.name.clone());
         let title = format!(
-            "Output of #{} {name} (attempt {})",
-            self.key.seq, self.key.attempt
+            "Output of {} (attempt {})",
+            state.task_label(self.key.seq),
+            self.key.attempt
         );
         egui::Window::new(title)
             .open(&mut open)

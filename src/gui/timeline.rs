@@ -8,7 +8,7 @@ use super::Command;
 use super::bars::LaneBars;
 use super::lanes::{Bar, core_bars, hit};
 use super::session::RunView;
-use crate::event::AttemptKey;
+use crate::event::{AttemptKey, Stream};
 use crate::state::RunState;
 
 /// View state of the timeline.
@@ -126,25 +126,17 @@ impl TimelineView {
             .flatten();
         let key = bar.and_then(|b| attempt_key(state, kind, &b)).or(running);
         let tip = bar.map(|b| bar_details(state, kind, &b)).or_else(|| {
-            running.map(|k| format!("#{} {} (running)", k.seq, task_name(state, k.seq)))
+            running.map(|k| format!("#{} {} (running)", k.seq, state.task_name(k.seq)))
         })?;
         let clicked = response.clicked();
         response
             .clone()
             .on_hover_text_at_pointer(format!("{tip}\nclick to open its output"));
         if clicked {
-            return key.map(Command::OpenOutput);
+            return key.map(|k| Command::OpenOutput(k, Stream::Stdout));
         }
         None
     }
-}
-
-fn task_name(state: &RunState, seq: usize) -> &str {
-    state
-        .info
-        .as_ref()
-        .and_then(|i| i.tasks.get(seq.wrapping_sub(1)))
-        .map_or("", |t| t.name.as_str())
 }
 
 fn bar_label(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
@@ -152,7 +144,7 @@ fn bar_label(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
         LaneKind::Slots => state.attempts.get(bar.index).map_or(0, |a| a.key.seq),
         LaneKind::Cores => bar.index,
     };
-    format!("#{seq} {}", task_name(state, seq))
+    state.task_label(seq)
 }
 
 fn attempt_key(state: &RunState, kind: LaneKind, bar: &Bar) -> Option<AttemptKey> {
@@ -172,7 +164,7 @@ fn bar_details(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
         (LaneKind::Slots, Some(a)) => format!(
             "#{} {} (attempt {})\nslot {} · PID {}\nstart {:.3} s · took {:.3} s\n{}",
             a.key.seq,
-            task_name(state, a.key.seq),
+            state.task_name(a.key.seq),
             a.key.attempt,
             a.slot,
             a.pid,
@@ -183,7 +175,7 @@ fn bar_details(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
         _ => format!(
             "#{} {}\non this core from {:.3} s for {:.3} s",
             bar.index,
-            task_name(state, bar.index),
+            state.task_name(bar.index),
             bar.start,
             bar.end - bar.start
         ),
@@ -199,7 +191,7 @@ fn running_bars(state: &RunState, kind: LaneKind) -> Vec<(usize, f64, String)> {
             .enumerate()
             .filter_map(|(i, s)| {
                 let c = s.current.as_ref()?;
-                let label = format!("#{} {}", c.key.seq, task_name(state, c.key.seq));
+                let label = state.task_label(c.key.seq);
                 Some((i, c.since.as_secs_f64(), label))
             })
             .collect(),
@@ -209,11 +201,7 @@ fn running_bars(state: &RunState, kind: LaneKind) -> Vec<(usize, f64, String)> {
             .enumerate()
             .filter_map(|(core, span)| {
                 let s = span.as_ref()?;
-                Some((
-                    core,
-                    s.start.as_secs_f64(),
-                    format!("#{} {}", s.seq, task_name(state, s.seq)),
-                ))
+                Some((core, s.start.as_secs_f64(), state.task_label(s.seq)))
             })
             .collect(),
     }

@@ -28,12 +28,7 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                             Some(run) => {
                                 ui.label("running");
                                 ui.monospace(run.pid.to_string());
-                                let name = state
-                                    .info
-                                    .as_ref()
-                                    .and_then(|info| info.tasks.get(run.key.seq - 1))
-                                    .map_or("", |t| t.name.as_str());
-                                ui.label(format!("#{} {name}", run.key.seq));
+                                ui.label(state.task_label(run.key.seq));
                                 ui.label(format!(
                                     "{:.1} s",
                                     now.saturating_sub(run.since).as_secs_f64()

@@ -317,6 +317,24 @@ impl RunState {
         &self.open_spans
     }
 
+    /// A task's name, or `""` if unknown.
+    pub fn task_name(&self, seq: usize) -> &str {
+        self.info
+            .as_ref()
+            .and_then(|i| i.tasks.get(seq.wrapping_sub(1)))
+            .map_or("", |t| t.name.as_str())
+    }
+
+    /// `#7 resize-photos`, or just `#7` when the name is the number itself (`range` tasks).
+    pub fn task_label(&self, seq: usize) -> String {
+        let name = self.task_name(seq);
+        if name == seq.to_string() || name.is_empty() {
+            format!("#{seq}")
+        } else {
+            format!("#{seq} {name}")
+        }
+    }
+
     /// The tally of tasks now.
     pub fn counts(&self) -> Counts {
         let mut c = Counts {

@@ -1,0 +1,103 @@
+//! A real window under Xvfb: the app runs `assets/examples/failures` to the end and saves a
+//! screenshot that is a picture, not a blank.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// An Xvfb server on a display of its own, stopped on drop.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let n = 90 + std::process::id() % 800;
+        let display = format!(":{n}");
+        let child = Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb runs (apt-get install xvfb libgl1-mesa-dri libglx-mesa0)");
+        let socket = format!("/tmp/.X11-unix/X{n}");
+        assert!(
+            wait_for(Duration::from_secs(10), || Path::new(&socket).exists()),
+            "Xvfb did not come up on {display}"
+        );
+        Xvfb { child, display }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Decode a PNG into (width, height, RGBA bytes).
+fn decode(path: &Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).expect("screenshot exists");
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+#[test]
+fn the_window_runs_failures_and_saves_a_screenshot() {
+    let x = Xvfb::start();
+    let work = tempfile::tempdir().expect("tmp");
+    // Run a copy, so that the example's folder gets no run records.
+    let dir = work.path().join("failures");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::copy(
+        example("failures").join("poolscope.toml"),
+        dir.join("poolscope.toml"),
+    )
+    .expect("copy");
+    let shot = work.path().join("failures.png");
+    let out = app()
+        .arg(&dir)
+        .arg("--screenshot")
+        .arg(&shot)
+        .arg("--run")
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_DATA_HOME", work.path())
+        .output()
+        .expect("poolscope runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (w, h, rgba) = decode(&shot);
+    assert!(w >= 720 && h >= 480, "{w}×{h}");
+    let mut colours = std::collections::BTreeSet::new();
+    for px in rgba.chunks(4) {
+        colours.insert([px[0], px[1], px[2]]);
+    }
+    assert!(
+        colours.len() > 50,
+        "the screenshot is nearly blank: {} colours",
+        colours.len()
+    );
+    // The run went to the end: its records are there.
+    let runs = std::fs::read_dir(dir.join(".poolscope/runs"))
+        .expect("runs")
+        .count();
+    assert_eq!(runs, 1);
+}
