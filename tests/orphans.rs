@@ -131,11 +131,13 @@ fn a_finished_task_leaves_no_process_behind() {
                 .expect("pid")
         })
         .collect();
+    // SIGKILL is delivered at once but a process takes a moment to die: allow 1 s.
+    wait_for(Duration::from_secs(1), || list.iter().all(|&p| !alive(p)));
     let left: Vec<i32> = list.iter().copied().filter(|&p| alive(p)).collect();
     for &p in &left {
         signal(p as u32, libc::SIGKILL);
     }
-    assert!(left.is_empty(), "left behind after the run: {left:?}");
+    assert!(left.is_empty(), "left behind 1 s after the run: {left:?}");
     assert_eq!(summary(out.path())["tasks"][0]["status"], "ok");
 }
 

@@ -80,6 +80,16 @@ impl PoolscopeApp {
         self.message = None;
     }
 
+    /// Show a run that is over, from its events (the open directory's, or `path`'s).
+    pub fn show_finished_run(&mut self, path: &Path, events: &[crate::event::Event]) {
+        if self.session.is_none() {
+            self.open(path);
+        }
+        if let Some(s) = &mut self.session {
+            s.add_finished(events);
+        }
+    }
+
     /// The run on display.
     pub fn current_state(&self) -> Option<&RunState> {
         self.session.as_ref()?.current().map(|r| &r.state)

@@ -107,6 +107,22 @@ impl Session {
         self.runs.iter().any(RunView::is_live)
     }
 
+    /// Add a run that is over, from its recorded events; it becomes the run on display.
+    pub fn add_finished(&mut self, events: &[Event]) {
+        let mut run = RunView {
+            number: self.runs.len() + 1,
+            state: RunState::new(),
+            lanes: Lanes::default(),
+            handle: None,
+        };
+        for event in events {
+            run.state.apply(event);
+            run.lanes.observe(event);
+        }
+        self.runs.push(run);
+        self.selected = Some(self.runs.len() - 1);
+    }
+
     /// Start a run with `config`; it becomes the run on display.
     pub fn start(&mut self, config: PoolConfig, waker: Option<Waker>) -> Result<(), String> {
         let dir = self.loaded.as_ref().map_err(Clone::clone)?;
