@@ -17,7 +17,10 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Xvfb {
-        let n = 90 + std::process::id() % 800;
+        // A display of its own per test, even when tests of this file run at once.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = 90 + (std::process::id() % 400) * 4 + k;
         let display = format!(":{n}");
         let child = Command::new("Xvfb")
             .args([
@@ -100,4 +103,57 @@ fn the_window_runs_failures_and_saves_a_screenshot() {
         .expect("runs")
         .count();
     assert_eq!(runs, 1);
+}
+
+#[test]
+fn closing_the_window_kills_the_run_and_keeps_its_records() {
+    let x = Xvfb::start();
+    let work = tempfile::tempdir().expect("tmp");
+    let pids = work.path().join("pids");
+    std::fs::create_dir(&pids).expect("mkdir");
+    let dir = work.path().join("sleepers");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("poolscope.toml"),
+        format!(
+            "[pool]\nworkers = 2\n\n[each]\nrange = [1, 4]\nsh = \"sleep 300 & echo $! > {0}/bg-{{#}}; echo $$ > {0}/main-{{#}}; wait\"\n",
+            pids.display()
+        ),
+    )
+    .expect("manifest");
+    let mut child = app()
+        .arg(&dir)
+        .arg("--run")
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_DATA_HOME", work.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("poolscope runs");
+    let started = wait_for(Duration::from_secs(30), || {
+        std::fs::read_dir(&pids).map_or(0, |d| d.count()) == 4
+    });
+    assert!(started, "two tasks did not start");
+    let list: Vec<i32> = std::fs::read_dir(&pids)
+        .expect("pids")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .collect();
+    // SIGTERM closes the window as its close button does.
+    signal(child.id(), libc::SIGTERM);
+    let closed = wait_for(Duration::from_secs(10), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    assert!(closed, "the window did not close");
+    let gone = wait_for(Duration::from_secs(1), || list.iter().all(|&p| !alive(p)));
+    assert!(gone, "tasks outlived the window");
+    let run = std::fs::read_dir(dir.join(".poolscope/runs"))
+        .expect("runs")
+        .flatten()
+        .next()
+        .expect("a run")
+        .path();
+    assert_eq!(joblog(&run).len(), 2, "the two running tasks are recorded");
+    assert_eq!(summary(&run)["interrupted"], true);
 }

@@ -35,8 +35,9 @@ pub struct Cli {
     /// Save a screenshot of the app's window to this PNG file, then exit.
     #[arg(long, value_name = "FILE.png")]
     screenshot: Option<PathBuf>,
-    /// With --screenshot: run the tasks to the end first.
-    #[arg(long, requires = "screenshot")]
+    /// Start running the tasks as the app opens (with --screenshot: run them to the end
+    /// before the picture).
+    #[arg(long, requires = "dir")]
     run: bool,
 }
 

@@ -49,7 +49,7 @@ pub struct Launch {
     pub dir: Option<PathBuf>,
     /// Save a screenshot of the window here, then exit.
     pub screenshot: Option<PathBuf>,
-    /// Before the screenshot, run the tasks to the end.
+    /// Start running the tasks at once (with a screenshot: run them to the end first).
     pub run: bool,
 }
 
@@ -91,11 +91,26 @@ impl Window {
         let screenshot = launch
             .screenshot
             .map(|path| screenshot::Plan::new(path, launch.run));
-        if screenshot.as_ref().is_some_and(|p| p.run) {
+        if launch.run {
             app.apply(Command::Run);
         }
+        close_on_signal(&cc.egui_ctx);
         Window { app, screenshot }
     }
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP close the window as its close button does: running tasks are
+/// killed and their records kept. A second signal exits at once (the guardian cleans up).
+fn close_on_signal(ctx: &egui::Context) {
+    let ctx = ctx.clone();
+    let signals = std::sync::atomic::AtomicU32::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            std::process::exit(i32::from(crate::cli::exit::INTERRUPTED));
+        }
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        ctx.request_repaint();
+    });
 }
 
 impl eframe::App for Window {
