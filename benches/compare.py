@@ -368,6 +368,28 @@ def report(args, results, facts, versions, command) -> str:
     return "\n".join(L)
 
 
+BEGIN = "<!-- begin: written by benches/compare.py -->"
+END = "<!-- end: written by benches/compare.py -->"
+
+
+def write_section(path: str, text: str) -> None:
+    """Replace this script's section of `path`, keeping what other benchmarks wrote."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        new = head + section + ("\n" + tail if tail else "")
+    else:
+        new = section + ("\n" + old if old else "")
+    with open(path, "w") as f:
+        f.write(new)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -453,8 +475,7 @@ def main() -> int:
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
     print(text)
     if args.write:
-        with open(args.write, "w") as f:
-            f.write(text)
+        write_section(args.write, text)
         print(f"wrote {args.write}", file=sys.stderr)
     return 0
 
