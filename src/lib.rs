@@ -4,6 +4,7 @@
 //! [`config::PoolConfig`], runs the pool, records the run on disk ([`record`]) and emits
 //! [`event::Event`]s that a face folds into a [`state::RunState`].
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

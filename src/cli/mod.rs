@@ -1,6 +1,7 @@
 //! The command line: `poolscope run DIR` and friends. Errors print as one `error:` line
 //! and exit with the codes of DESIGN §7.
 
+mod bench;
 mod progress;
 mod report;
 mod run;
@@ -45,6 +46,8 @@ pub struct Cli {
 enum Command {
     /// Run a task directory headless, with a progress bar on a terminal.
     Run(RunArgs),
+    /// Serial against parallel: run the tasks at several worker counts and compare.
+    Bench(bench::BenchArgs),
     /// Internal: the guardian process that kills what a dead poolscope left behind.
     #[command(name = "__guardian", hide = true)]
     Guardian { prefix: String },
@@ -80,6 +83,13 @@ pub struct PoolArgs {
     /// Worker slots (default: the manifest's, else the number of logical CPUs).
     #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
+    #[command(flatten)]
+    pub rest: PoolRest,
+}
+
+/// Every `[pool]` flag but the worker count (which `bench` takes as a list).
+#[derive(Debug, Args, Default)]
+pub struct PoolRest {
     /// Per-attempt time limit, e.g. 30s, 2m.
     #[arg(long, value_parser = crate::config::parse_duration)]
     pub timeout: Option<std::time::Duration>,
@@ -104,6 +114,15 @@ impl PoolArgs {
     pub fn settings(&self) -> PoolSettings {
         PoolSettings {
             workers: self.workers.map(|w| w as usize),
+            ..self.rest.settings()
+        }
+    }
+}
+
+impl PoolRest {
+    pub fn settings(&self) -> PoolSettings {
+        PoolSettings {
+            workers: None,
             timeout: self.timeout,
             retries: self.retries,
             halt: self.halt,
@@ -133,7 +152,7 @@ fn parse_order(s: &str) -> Result<Order, String> {
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -182,6 +201,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&args),
+        Some(Command::Bench(args)) => bench::bench(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
         None => open_app(cli.dir, cli.screenshot, cli.run),
     };
@@ -231,6 +251,12 @@ fn open_app(dir: Option<PathBuf>, _screenshot: Option<PathBuf>, _run: bool) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn sizes_parse() {

@@ -22,6 +22,12 @@ pub fn print(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
+/// A progress line on stderr, never a panic.
+pub fn note(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// A warning line on stderr, never a panic.
 pub fn warn(text: &str) {
     use std::io::Write as _;
