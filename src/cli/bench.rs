@@ -104,7 +104,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
         }
         Progress::Event(_) => {}
     });
-    let report_ = result.map_err(|e| Failure::bad_input(e))?;
+    let report_ = result.map_err(Failure::bad_input)?;
     let json = export::hyperfine_json(&report_, &dir.root);
     let write = |path: &std::path::Path, text: &str| {
         std::fs::write(path, text).map_err(|e| Failure {
