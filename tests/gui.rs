@@ -148,9 +148,21 @@ fn runs_repeat_and_stay_selectable() {
         h.run_steps(2);
         run_to_end(&mut h);
     }
-    h.get_by_label("#1").click();
+    let second = h
+        .state()
+        .current_state()
+        .expect("run 2")
+        .info
+        .clone()
+        .expect("info")
+        .run_dir
+        .clone();
+    // The run list offers both; pick the first.
+    h.get_by_label("Run:").click();
     h.run();
     h.get_by_label("#2");
+    h.get_by_label("#1").click();
+    h.run();
     let first = h
         .state()
         .current_state()
@@ -159,6 +171,7 @@ fn runs_repeat_and_stay_selectable() {
         .clone()
         .expect("info");
     assert!(first.run_dir.exists());
+    assert_ne!(first.run_dir, second, "the first run is on display");
     assert_eq!(h.state().settings.recent.len(), 1);
 }
 
@@ -206,4 +219,34 @@ fn closing_the_app_kills_the_run_and_keeps_its_records() {
         2,
         "both running tasks are recorded, as cancelled"
     );
+}
+
+#[test]
+fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
+    let dir = task_dir("[each]\nrange = [1, 4]\ncmd = [\"sleep\", \"0.1\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("Benchmark").click();
+    h.run();
+    h.get_by_label("Worker counts").focus();
+    h.state_mut().bench.workers = "1,4".to_string();
+    h.state_mut().bench.runs = 2;
+    h.run();
+    h.get_by_label("Run benchmark").click();
+    h.run_steps(2);
+    assert!(h.state().is_running());
+    run_to_end(&mut h);
+    let report = h.state().bench.report.clone().expect("a report");
+    let workers: Vec<usize> = report.settings.iter().map(|s| s.workers).collect();
+    assert_eq!(workers, [1, 4]);
+    assert_eq!(report.settings[1].times.len(), 2);
+    // The table and the serial note are on screen.
+    h.get_by_label("Karp–Flatt");
+    h.get_by_label_contains("Serial: measured");
+    h.get_by_label(&format!("{:.3}", report.settings[1].spread.median));
+    // Every run of the benchmark is a run of its own, to look at in the timeline.
+    h.get_by_label("Run:").click();
+    h.run();
+    h.get_by_label("#4 4 workers, run 2/2");
 }

@@ -135,11 +135,13 @@ pub struct Report {
     pub version: String,
 }
 
-/// Run `plan` on `dir`, telling `progress` as it goes.
+/// Run `plan` on `dir`, telling `progress` as it goes. Setting `stop` ends the benchmark
+/// after the run going on.
 pub fn run(
     dir: &TaskDir,
     plan: &Plan,
     waker: Option<Waker>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
     mut progress: impl FnMut(Progress),
 ) -> Result<Report, RunError> {
     let load = load_average();
@@ -147,6 +149,9 @@ pub fn run(
     for &workers in &plan.workers {
         let total = plan.warmup + plan.runs;
         for k in 0..total {
+            if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                break;
+            }
             let warmup = k < plan.warmup;
             progress(Progress::Starting {
                 workers,

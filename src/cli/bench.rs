@@ -74,7 +74,7 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
         guardian: std::env::current_exe().ok(),
     };
     let mut failed_runs = 0;
-    let result = bench::run(&dir, &plan, None, |p| match p {
+    let result = bench::run(&dir, &plan, None, None, |p| match p {
         Progress::Starting {
             workers,
             run,

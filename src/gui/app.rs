@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use egui::{Key, Modifiers, Ui};
 
+use super::bench_panel::BenchPanel;
 use super::errors::ErrorsView;
 use super::output_view::OutputView;
 use super::pool_form::PoolForm;
@@ -26,6 +27,7 @@ pub enum Tab {
     Timeline,
     Cores,
     Errors,
+    Benchmark,
 }
 
 /// The whole app, independent of the window it is drawn in (tests draw it headless).
@@ -36,6 +38,7 @@ pub struct PoolscopeApp {
     pub tab: Tab,
     timeline: TimelineView,
     errors: ErrorsView,
+    pub bench: BenchPanel,
     output: Option<OutputView>,
     picker: Option<egui_file::FileDialog>,
     waker: Option<Waker>,
@@ -53,6 +56,7 @@ impl PoolscopeApp {
             tab: Tab::Timeline,
             timeline: TimelineView::default(),
             errors: ErrorsView::default(),
+            bench: BenchPanel::default(),
             output: None,
             picker: None,
             waker: None,
@@ -95,9 +99,9 @@ impl PoolscopeApp {
         self.session.as_ref()?.current().map(|r| &r.state)
     }
 
-    /// Is a run live?
+    /// Is a run or a benchmark live?
     pub fn is_running(&self) -> bool {
-        self.session.as_ref().is_some_and(Session::is_running)
+        self.bench.is_running() || self.session.as_ref().is_some_and(Session::is_running)
     }
 
     /// The pool form (tests set values through the UI; this reads them back).
@@ -105,8 +109,10 @@ impl PoolscopeApp {
         &self.form
     }
 
-    /// Kill live runs and wait for their records (on window close).
+    /// Kill live runs and wait for their records (on window close). A benchmark stops
+    /// after its current run, whose tasks the guardian ends with this process.
     pub fn shutdown(&mut self) {
+        self.bench.stop();
         if let Some(s) = &mut self.session {
             s.shutdown();
         }
@@ -116,6 +122,7 @@ impl PoolscopeApp {
     pub fn drain(&mut self) {
         if let Some(s) = &mut self.session {
             s.drain();
+            self.bench.drain(s);
         }
     }
 
@@ -126,6 +133,7 @@ impl PoolscopeApp {
             Command::Open(path) => self.open(&path),
             Command::Run => self.start_run(),
             Command::Stop | Command::Kill => {
+                self.bench.stop();
                 let control = if command == Command::Stop {
                     Control::Stop
                 } else {
@@ -152,6 +160,16 @@ impl PoolscopeApp {
                 picker.open();
                 self.picker = Some(picker);
             }
+            Command::Benchmark => {
+                let config = self.form.config();
+                match (&self.session, config) {
+                    (Some(session), Ok(config)) => {
+                        self.bench.start(session, config, self.waker.clone());
+                    }
+                    (_, Err(e)) => self.message = Some(e),
+                    (None, _) => {}
+                }
+            }
             Command::Reload => {
                 if let Some(s) = &mut self.session {
                     s.reload();
@@ -168,7 +186,7 @@ impl PoolscopeApp {
             self.message = Some("Open a task directory first (Ctrl+O).".to_string());
             return;
         };
-        if session.is_running() {
+        if session.is_running() || self.bench.is_running() {
             return;
         }
         session.reload();
@@ -266,19 +284,30 @@ impl PoolscopeApp {
                 }
                 if !s.runs.is_empty() {
                     ui.separator();
-                    ui.label("Run:");
-                    for (i, run) in s.runs.iter().enumerate() {
+                    let label = ui.label("Run:");
+                    let title = |i: usize| {
+                        let run = &s.runs[i];
                         let live = if run.is_live() { " (running)" } else { "" };
-                        if ui
-                            .selectable_label(
-                                s.selected == Some(i),
-                                format!("#{}{live}", run.number),
-                            )
-                            .clicked()
-                        {
-                            commands.push(Command::SelectRun(i));
+                        match &run.label {
+                            Some(l) => format!("#{} {l}{live}", run.number),
+                            None => format!("#{}{live}", run.number),
                         }
-                    }
+                    };
+                    let selected = s.selected.map(title).unwrap_or_default();
+                    egui::ComboBox::from_id_salt("runs")
+                        .selected_text(selected)
+                        .show_ui(ui, |ui| {
+                            for i in (0..s.runs.len()).rev() {
+                                if ui
+                                    .selectable_label(s.selected == Some(i), title(i))
+                                    .clicked()
+                                {
+                                    commands.push(Command::SelectRun(i));
+                                }
+                            }
+                        })
+                        .response
+                        .labelled_by(label.id);
                 }
             }
         });
@@ -303,37 +332,59 @@ impl PoolscopeApp {
     }
 
     fn central(&mut self, ui: &mut Ui, commands: &mut Vec<Command>) {
-        let Some(run) = self.session.as_ref().and_then(Session::current) else {
+        let Some(session) = &self.session else {
             ui.centered_and_justified(|ui| {
-                ui.weak("Press Run (F5) to start the pool; workers, timeline and cores show here.");
+                ui.weak("Open a task directory (Ctrl+O) to start.");
             });
             return;
         };
-        ui.heading("Workers");
-        let rows = run.state.slots.len() as f32 + 1.0;
-        let height = (rows * 24.0 + 8.0).min(ui.available_height() * 0.4);
-        ui.allocate_ui(egui::vec2(ui.available_width(), height), |ui| {
-            workers::ui(ui, &run.state);
+        let run = session.current();
+        if let Some(run) = run {
+            ui.heading("Workers");
+            let rows = run.state.slots.len() as f32 + 1.0;
+            let height = (rows * 24.0 + 8.0).min(ui.available_height() * 0.4);
+            ui.allocate_ui(egui::vec2(ui.available_width(), height), |ui| {
+                workers::ui(ui, &run.state);
+            });
+            ui.separator();
+        }
+        let failures = run.map_or(0, |r| {
+            r.state
+                .attempts
+                .iter()
+                .filter(|a| !a.outcome.is_success())
+                .count()
         });
-        ui.separator();
-        let failures = run
-            .state
-            .attempts
-            .iter()
-            .filter(|a| !a.outcome.is_success())
-            .count();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tab, Tab::Timeline, "Timeline");
             ui.selectable_value(&mut self.tab, Tab::Cores, "Cores");
             ui.selectable_value(&mut self.tab, Tab::Errors, format!("Errors ({failures})"));
+            ui.selectable_value(&mut self.tab, Tab::Benchmark, "Benchmark");
         });
-        let command = match self.tab {
-            Tab::Timeline => self.timeline.ui(ui, run, &mut self.settings.per_core_lanes),
-            Tab::Cores => {
+        let command = match (self.tab, run) {
+            (Tab::Benchmark, _) => {
+                let can_run = session.loaded.is_ok() && !session.is_running();
+                if self.bench.ui(ui, can_run) {
+                    commands.push(Command::Benchmark);
+                }
+                None
+            }
+            (_, None) => {
+                ui.centered_and_justified(|ui| {
+                    ui.weak(
+                        "Press Run (F5) to start the pool; workers, timeline and cores show here.",
+                    );
+                });
+                None
+            }
+            (Tab::Timeline, Some(run)) => {
+                self.timeline.ui(ui, run, &mut self.settings.per_core_lanes)
+            }
+            (Tab::Cores, Some(run)) => {
                 cores::ui(ui, run);
                 None
             }
-            Tab::Errors => self.errors.ui(ui, &run.state),
+            (Tab::Errors, Some(run)) => self.errors.ui(ui, &run.state),
         };
         commands.extend(command);
     }

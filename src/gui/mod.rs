@@ -6,6 +6,7 @@
 
 mod app;
 mod bars;
+mod bench_panel;
 mod cores;
 mod errors;
 mod lanes;
@@ -35,6 +36,8 @@ pub enum Command {
     PickFolder,
     Reload,
     Run,
+    /// Run the Benchmark panel's worker counts.
+    Benchmark,
     Stop,
     Kill,
     /// Show an attempt's output, starting on this stream.

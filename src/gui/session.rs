@@ -18,12 +18,20 @@ pub struct RunView {
     /// Per-lane bars for the timeline, kept in step with `state`.
     pub lanes: Lanes,
     handle: Option<RunHandle>,
+    /// A benchmark's run, fed its events by the benchmark (see [`Session::feed`]).
+    pub label: Option<String>,
 }
 
 impl RunView {
     /// Is the engine still running it?
     pub fn is_live(&self) -> bool {
         self.handle.is_some()
+            || (self.label.is_some() && self.state.info.is_some() && self.state.end.is_none())
+    }
+
+    fn apply(&mut self, event: &Event) {
+        self.state.apply(event);
+        self.lanes.observe(event);
     }
 
     /// Fold every waiting event; true if anything changed.
@@ -114,10 +122,10 @@ impl Session {
             state: RunState::new(),
             lanes: Lanes::default(),
             handle: None,
+            label: None,
         };
         for event in events {
-            run.state.apply(event);
-            run.lanes.observe(event);
+            run.apply(event);
         }
         self.runs.push(run);
         self.selected = Some(self.runs.len() - 1);
@@ -134,9 +142,29 @@ impl Session {
             state: RunState::new(),
             lanes: Lanes::default(),
             handle: Some(handle),
+            label: None,
         });
         self.selected = Some(self.runs.len() - 1);
         Ok(())
+    }
+
+    /// A new run fed by a benchmark, labelled e.g. `2 workers, run 1/3`; it goes on display.
+    pub fn add_fed(&mut self, label: String) {
+        self.runs.push(RunView {
+            number: self.runs.len() + 1,
+            state: RunState::new(),
+            lanes: Lanes::default(),
+            handle: None,
+            label: Some(label),
+        });
+        self.selected = Some(self.runs.len() - 1);
+    }
+
+    /// Give the newest run an event from the benchmark feeding it.
+    pub fn feed(&mut self, event: &Event) {
+        if let Some(run) = self.runs.last_mut() {
+            run.apply(event);
+        }
     }
 
     /// Fold the waiting events of every live run; true if anything changed.
