@@ -200,8 +200,17 @@ pub fn report(samples: &[Sample], cores: usize, load: Option<[f64; 3]>) -> Repor
     let most = counts.iter().copied().max();
     let estimated_serial = most.and_then(|w| mean(of(w).map(Sample::summed_task_time).collect()));
     let reference = measured_serial.or(estimated_serial);
-    // Task durations for the ideal bound: from a serial run if there is one (no contention).
-    let serial_tasks = of(1).next().or_else(|| samples.first());
+    // Task durations for the ideal bound: from the serial runs if there are any (no
+    // contention), else from the runs with the fewest workers; averaged over their runs.
+    let fewest = counts.iter().copied().min().unwrap_or(1);
+    let basis: Vec<&Sample> = of(fewest).collect();
+    let ideal = |w: usize| {
+        let each: Vec<f64> = basis
+            .iter()
+            .map(|s| stats::ideal(&s.task_times, &s.task_cpu, w, cores))
+            .collect();
+        mean(each).unwrap_or(0.0)
+    };
     let settings = counts
         .iter()
         .filter_map(|&w| {
@@ -217,8 +226,7 @@ pub fn report(samples: &[Sample], cores: usize, load: Option<[f64; 3]>) -> Repor
                 speedup,
                 efficiency: speedup.map(|s| s / w as f64),
                 karp_flatt: speedup.and_then(|s| stats::karp_flatt(s, w)),
-                ideal: serial_tasks
-                    .map_or(0.0, |s| stats::ideal(&s.task_times, &s.task_cpu, w, cores)),
+                ideal: ideal(w),
                 serial_estimate: mean(of(w).map(Sample::summed_task_time).collect()).unwrap_or(0.0),
                 times,
             })

@@ -21,6 +21,14 @@ use crate::state::RunState;
 /// Time between redraws while a run is live.
 const LIVE_FRAME: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// Time between redraws while a benchmark is timing runs.
+const BENCH_FRAME: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A waker that redraws the window at most once per `frame`, however fast events come.
+fn live_waker(ctx: egui::Context, frame: std::time::Duration) -> Waker {
+    Waker(Arc::new(move || ctx.request_repaint_after(frame)))
+}
+
 /// The central tabs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -41,7 +49,8 @@ pub struct PoolscopeApp {
     pub bench: BenchPanel,
     output: Option<OutputView>,
     picker: Option<egui_file::FileDialog>,
-    waker: Option<Waker>,
+    /// Set on the first frame: wakes the window when a run has news.
+    ctx: Option<egui::Context>,
     /// The last thing that went wrong, shown until the next command.
     message: Option<String>,
 }
@@ -59,7 +68,7 @@ impl PoolscopeApp {
             bench: BenchPanel::default(),
             output: None,
             picker: None,
-            waker: None,
+            ctx: None,
             message: None,
         };
         if let Some(dir) = dir {
@@ -164,7 +173,9 @@ impl PoolscopeApp {
                 let config = self.form.config();
                 match (&self.session, config) {
                     (Some(session), Ok(config)) => {
-                        self.bench.start(session, config, self.waker.clone());
+                        // Fewer redraws while timing: drawing takes CPU from the tasks.
+                        let waker = self.waker(BENCH_FRAME);
+                        self.bench.start(session, config, waker);
                     }
                     (_, Err(e)) => self.message = Some(e),
                     (None, _) => {}
@@ -181,6 +192,10 @@ impl PoolscopeApp {
         }
     }
 
+    fn waker(&self, frame: std::time::Duration) -> Option<Waker> {
+        self.ctx.clone().map(|ctx| live_waker(ctx, frame))
+    }
+
     fn start_run(&mut self) {
         let Some(session) = &mut self.session else {
             self.message = Some("Open a task directory first (Ctrl+O).".to_string());
@@ -189,11 +204,12 @@ impl PoolscopeApp {
         if session.is_running() || self.bench.is_running() {
             return;
         }
+        let waker = self.ctx.clone().map(|ctx| live_waker(ctx, LIVE_FRAME));
         session.reload();
         let started = self
             .form
             .config()
-            .and_then(|config| session.start(config, self.waker.clone()));
+            .and_then(|config| session.start(config, waker));
         if let Err(e) = started {
             self.message = Some(e);
         }
@@ -203,12 +219,8 @@ impl PoolscopeApp {
     /// Draw the app into `ui` (the whole window).
     pub fn show(&mut self, ui: &mut Ui) {
         let ctx = ui.ctx().clone();
-        if self.waker.is_none() {
-            let wake = ctx.clone();
-            // Live runs redraw at most 10 times a second, however fast events come.
-            self.waker = Some(Waker(Arc::new(move || {
-                wake.request_repaint_after(LIVE_FRAME);
-            })));
+        if self.ctx.is_none() {
+            self.ctx = Some(ctx.clone());
         }
         self.drain();
         let mut commands = shortcuts(&ctx);

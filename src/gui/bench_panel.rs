@@ -188,7 +188,8 @@ impl BenchPanel {
                 {
                     self.stop();
                 }
-                ui.spinner();
+                // No spinner: it would redraw the window every frame while timing runs.
+                ui.label("running…");
             } else if ui
                 .add_enabled(can_run, egui::Button::new("Run benchmark"))
                 .clicked()
@@ -216,6 +217,7 @@ fn show_report(ui: &mut Ui, report: &Report) {
     ui.label(export::serial_note(report));
     table(ui, report);
     let height = (ui.available_height() - 8.0).max(160.0) / 2.0;
+    let most = report.settings.iter().map(|s| s.workers).max().unwrap_or(1) as f64;
     let reference = report
         .measured_serial
         .or(report.estimated_serial)
@@ -224,6 +226,8 @@ fn show_report(ui: &mut Ui, report: &Report) {
         .height(height)
         .legend(Legend::default())
         .include_y(0.0)
+        .include_x(0.0)
+        .include_x(most + 1.0)
         .x_axis_label("workers")
         .y_axis_label("wall time [s]")
         .show(ui, |plot_ui| {
@@ -233,7 +237,7 @@ fn show_report(ui: &mut Ui, report: &Report) {
                 means.push([x, s.spread.mean]);
                 plot_ui.line(
                     Line::new(
-                        format!("spread {}", s.workers),
+                        "spread (min to max)",
                         PlotPoints::from(vec![[x, s.spread.min], [x, s.spread.max]]),
                     )
                     .width(2.0)
@@ -254,6 +258,7 @@ fn show_report(ui: &mut Ui, report: &Report) {
         .legend(Legend::default())
         .include_y(0.0)
         .include_x(0.0)
+        .include_x(most + 1.0)
         .x_axis_label("workers")
         .y_axis_label("speed-up")
         .show(ui, |plot_ui| {
