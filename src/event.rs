@@ -133,6 +133,28 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
+    /// An attempt that never ran a process: `error` says why.
+    pub fn not_started(key: AttemptKey, slot: usize, at: Duration, error: String) -> Self {
+        AttemptRecord {
+            key,
+            slot,
+            pid: 0,
+            started: at,
+            ended: at,
+            stderr_tail: format!("poolscope: {error}"),
+            outcome: Outcome::NotStarted { error },
+            signal: None,
+            user: Duration::ZERO,
+            system: Duration::ZERO,
+            max_rss: 0,
+            stdout_bytes: 0,
+            stderr_bytes: 0,
+            cores: Vec::new(),
+            leftovers_killed: false,
+            is_final: false,
+        }
+    }
+
     pub fn wall(&self) -> Duration {
         self.ended.saturating_sub(self.started)
     }

@@ -4,7 +4,6 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
@@ -12,36 +11,10 @@ use super::RunContext;
 use super::pump::Pump;
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::resolve::Resolver;
-use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Outcome, Stream};
+use crate::event::{AttemptRecord, LiveOutput, Stream};
 use crate::guard::MARKER_VAR;
 use crate::output::Capture;
 use crate::record::output_path;
-
-pub(super) fn not_started(
-    key: AttemptKey,
-    slot: usize,
-    at: Duration,
-    error: String,
-) -> AttemptRecord {
-    AttemptRecord {
-        key,
-        slot,
-        pid: 0,
-        started: at,
-        ended: at,
-        stderr_tail: format!("poolscope: {error}"),
-        outcome: Outcome::NotStarted { error },
-        signal: None,
-        user: Duration::ZERO,
-        system: Duration::ZERO,
-        max_rss: 0,
-        stdout_bytes: 0,
-        stderr_bytes: 0,
-        cores: Vec::new(),
-        leftovers_killed: false,
-        is_final: false,
-    }
-}
 
 /// Run one attempt to its end on this thread; true if it exited with status 0.
 pub(super) fn run_attempt(
@@ -68,7 +41,7 @@ pub(super) fn run_attempt(
             stderr.push(format!("poolscope: {error}\n").as_bytes());
             stderr.finish();
             stdout.finish();
-            let record = not_started(key, order.slot, started, error);
+            let record = AttemptRecord::not_started(key, order.slot, started, error);
             let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
             return false;
         }

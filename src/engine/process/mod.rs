@@ -24,9 +24,9 @@ use nix::unistd::Pid;
 use super::clock::RunClock;
 use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
 use super::resolve::Resolver;
-use crate::event::AttemptKey;
+use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
-use attempt::{not_started, run_attempt};
+use attempt::run_attempt;
 
 /// What every attempt of a run shares.
 #[derive(Debug)]
@@ -148,7 +148,8 @@ impl Launcher for ProcessLauncher {
         if let Err(e) = queued {
             self.slots[slot - 1] = None;
             let at = self.ctx.clock.now();
-            let record = not_started(key, slot, at, format!("no thread to run it: {e}"));
+            let record =
+                AttemptRecord::not_started(key, slot, at, format!("no thread to run it: {e}"));
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
         }
     }

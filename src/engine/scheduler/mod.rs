@@ -439,26 +439,14 @@ impl<L: Launcher> Scheduler<L> {
             *plan = SlotPlan::default();
         }
         for (key, run) in lost {
-            let record = AttemptRecord {
+            let mut record = AttemptRecord::not_started(
                 key,
-                slot: run.slot,
-                pid: run.pid.unwrap_or(0),
-                started: now,
-                ended: now,
-                outcome: Outcome::NotStarted {
-                    error: "the launcher went away".to_string(),
-                },
-                signal: None,
-                user: Duration::ZERO,
-                system: Duration::ZERO,
-                max_rss: 0,
-                stdout_bytes: 0,
-                stderr_bytes: 0,
-                stderr_tail: String::new(),
-                cores: Vec::new(),
-                leftovers_killed: false,
-                is_final: true,
-            };
+                run.slot,
+                now,
+                "the launcher went away".to_string(),
+            );
+            record.pid = run.pid.unwrap_or(0);
+            record.is_final = true;
             (self.emit)(Event::AttemptFinished(Arc::new(record)));
         }
         self.stopping = Some(Stopping::Stopped);
