@@ -7,12 +7,7 @@ use common::*;
 #[test]
 fn sleep20_runs_twenty_tasks_on_five_workers() {
     let out_dir = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        example("sleep20").to_str().expect("utf8"),
-        "--out",
-        out_dir.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(&example("sleep20"), out_dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(out_dir.path());
     assert_eq!(s["totals"]["ok"], 20);
@@ -41,12 +36,7 @@ fn sleep20_runs_twenty_tasks_on_five_workers() {
 #[test]
 fn primes_keeps_every_core_busy() {
     let out_dir = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        example("primes").to_str().expect("utf8"),
-        "--out",
-        out_dir.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(&example("primes"), out_dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(out_dir.path());
     assert_eq!(s["totals"]["ok"], 8);
@@ -64,12 +54,7 @@ fn primes_keeps_every_core_busy() {
 #[test]
 fn files_pass_every_hostile_name_as_one_argument() {
     let out_dir = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        example("files").to_str().expect("utf8"),
-        "--out",
-        out_dir.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(&example("files"), out_dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(out_dir.path());
     let tasks = s["tasks"].as_array().expect("tasks");
@@ -92,12 +77,7 @@ fn files_pass_every_hostile_name_as_one_argument() {
 #[test]
 fn failures_reports_each_failure_and_completes() {
     let out_dir = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        example("failures").to_str().expect("utf8"),
-        "--out",
-        out_dir.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(&example("failures"), out_dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let s = summary(out_dir.path());
     assert_eq!(s["totals"]["ok"], 2);

@@ -70,13 +70,7 @@ fn kill_9_of_poolscope_leaves_nothing_behind() {
     let pids = tempfile::tempdir().expect("tmp");
     let dir = spawner_dir(pids.path());
     let out = tempfile::tempdir().expect("tmp");
-    let mut child = app()
-        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
-        .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn poolscope");
+    let mut child = spawn_run(dir.path(), out.path());
     let list = recorded_pids(pids.path());
     signal(child.id(), libc::SIGKILL);
     let _ = child.wait();
@@ -114,12 +108,7 @@ fn a_finished_task_leaves_no_process_behind() {
         pids.path().display()
     ));
     let out = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        dir.path().to_str().expect("utf8"),
-        "--out",
-        out.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(dir.path(), out.path(), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let list: Vec<i32> = ["bg", "escapee", "double"]
         .iter()
@@ -163,13 +152,7 @@ fn a_killed_guardian_is_replaced() {
     let pids = tempfile::tempdir().expect("tmp");
     let dir = spawner_dir(pids.path());
     let out = tempfile::tempdir().expect("tmp");
-    let mut child = app()
-        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
-        .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn poolscope");
+    let mut child = spawn_run(dir.path(), out.path());
     let list = recorded_pids(pids.path());
     let first = guardian_of(child.id()).expect("a guardian runs");
     signal(first as u32, libc::SIGKILL);

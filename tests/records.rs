@@ -10,12 +10,7 @@ fn failing_run_with_retries() -> (tempfile::TempDir, tempfile::TempDir) {
         "[pool]\nworkers = 2\nretries = 1\n\n[[task]]\nname = \"ok\"\nsh = \"echo hello\"\n\n[[task]]\nname = \"bad\"\nsh = \"echo oops >&2; exit 4\"\n\n[[task]]\nname = \"ok2\"\ncmd = [\"printf\", \"%s\", \"{#}\"]\n",
     );
     let out = tempfile::tempdir().expect("tmp");
-    let o = run(&[
-        "run",
-        dir.path().to_str().expect("utf8"),
-        "--out",
-        out.path().to_str().expect("utf8"),
-    ]);
+    let o = run_into(dir.path(), out.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     (dir, out)
 }

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -18,13 +17,7 @@ fn resume_after_kill_9_runs_only_what_did_not_finish() {
         marks.path().display()
     ));
     let out = tempfile::tempdir().expect("tmp");
-    let mut child = app()
-        .args(["run", dir.path().to_str().expect("utf8"), "--out"])
-        .arg(out.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_run(dir.path(), out.path());
     let log = out.path().join("joblog.tsv");
     let some_done = wait_for(Duration::from_secs(30), || {
         fs::read_to_string(&log).is_ok_and(|t| t.lines().count() > 4)

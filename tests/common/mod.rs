@@ -103,3 +103,28 @@ pub fn joblog(run_dir: &Path) -> Vec<Vec<String>> {
 pub fn task(summary: &serde_json::Value, seq: usize) -> &serde_json::Value {
     &summary["tasks"][seq - 1]
 }
+
+/// `poolscope run DIR --out OUT` plus `extra` flags, to the end.
+pub fn run_into(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    app()
+        .arg("run")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .expect("poolscope runs")
+}
+
+/// `poolscope run DIR --out OUT` in the background, its output discarded.
+pub fn spawn_run(dir: &Path, out: &Path) -> std::process::Child {
+    app()
+        .arg("run")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn poolscope")
+}
