@@ -9,6 +9,7 @@ use crossbeam_channel::{Sender, unbounded};
 use nix::sys::signal::Signal;
 
 use super::*;
+use crate::engine::launcher::AttemptOrder;
 use crate::event::LiveOutput;
 use crate::task::Program;
 
