@@ -163,17 +163,26 @@ fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
         .env_remove(MARKER_VAR)
         .process_group(0)
         .spawn()?;
-    // The guardian never writes: its stdout reaches end of file when it dies.
+    // The guardian writes one byte once it is ready, then nothing: its stdout reaches end
+    // of file when it dies. One that dies before it is ready is not a guardian at all (a
+    // wrong executable) and is not started again.
     let mut alive = child.stdout.take();
     std::thread::Builder::new()
         .name("poolscope-guardian-watch".to_string())
         .spawn(move || {
-            if let Some(out) = &mut alive {
-                let _ = out.read(&mut [0u8; 1]);
+            let mut byte = [0u8; 1];
+            let ready = alive
+                .as_mut()
+                .is_some_and(|out| matches!(out.read(&mut byte), Ok(1)));
+            if ready && let Some(out) = &mut alive {
+                let _ = out.read(&mut byte);
             }
             let _ = child.wait();
-            let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
-            *live = spawn_guardian(exe).ok();
+            if ready {
+                std::thread::sleep(Duration::from_millis(50));
+                let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+                *live = spawn_guardian(exe).ok();
+            }
         })?;
     Ok(write)
 }
@@ -189,6 +198,11 @@ pub fn guardian_main(prefix: &str) -> ! {
     ] {
         // SAFETY: ignoring a signal installs no handler code.
         let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+    }
+    {
+        use std::io::Write as _;
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(b"R").and_then(|()| out.flush());
     }
     let mut stdin = io::stdin().lock();
     let mut byte = [0u8; 64];
