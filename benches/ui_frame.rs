@@ -35,30 +35,20 @@ fn events(n: usize) -> Vec<Event> {
     for i in 0..n {
         let slot = i % SLOTS + 1;
         let start = Duration::from_millis((i / SLOTS) as u64 * 10);
+        let key = AttemptKey {
+            seq: i + 1,
+            attempt: 1,
+        };
         events.push(Event::AttemptFinished(Arc::new(AttemptRecord {
-            key: AttemptKey {
-                seq: i + 1,
-                attempt: 1,
-            },
-            slot,
             pid: 1000 + i as u32,
-            started: start,
             ended: start + Duration::from_millis(9),
-            outcome: if i % 50 == 7 {
-                Outcome::Exited { code: 1 }
-            } else {
-                Outcome::Exited { code: 0 }
+            outcome: Outcome::Exited {
+                code: i32::from(i % 50 == 7),
             },
-            signal: None,
-            user: Duration::ZERO,
-            system: Duration::ZERO,
-            max_rss: 0,
-            stdout_bytes: 0,
-            stderr_bytes: 0,
             stderr_tail: String::new(),
             cores: vec![0],
-            leftovers_killed: false,
             is_final: true,
+            ..AttemptRecord::not_started(key, slot, start, String::new())
         })));
     }
     let end = Duration::from_millis((n / SLOTS) as u64 * 10 + 10);

@@ -222,62 +222,56 @@ fn show_report(ui: &mut Ui, report: &Report) {
         .measured_serial
         .or(report.estimated_serial)
         .unwrap_or(0.0);
-    Plot::new("bench-wall")
+    chart("bench-wall", "wall time [s]", height, most).show(ui, |plot_ui| {
+        let mut means = Vec::new();
+        for s in &report.settings {
+            let x = s.workers as f64;
+            means.push([x, s.spread.mean]);
+            plot_ui.line(
+                Line::new(
+                    "spread (min to max)",
+                    PlotPoints::from(vec![[x, s.spread.min], [x, s.spread.max]]),
+                )
+                .width(2.0)
+                .color(egui::Color32::GRAY),
+            );
+        }
+        plot_ui.points(Points::new("mean", PlotPoints::from(means)).radius(4.0));
+        let ideal: Vec<[f64; 2]> = report
+            .settings
+            .iter()
+            .map(|s| [s.workers as f64, s.ideal])
+            .collect();
+        plot_ui.line(Line::new("ideal", PlotPoints::from(ideal)).style(LineStyle::dashed_loose()));
+    });
+    chart("bench-speedup", "speed-up", height, most).show(ui, |plot_ui| {
+        let measured: Vec<[f64; 2]> = report
+            .settings
+            .iter()
+            .filter_map(|s| Some([s.workers as f64, s.speedup?]))
+            .collect();
+        plot_ui.line(Line::new("measured", PlotPoints::from(measured.clone())));
+        plot_ui.points(Points::new("measured points", PlotPoints::from(measured)).radius(4.0));
+        let ideal: Vec<[f64; 2]> = report
+            .settings
+            .iter()
+            .filter(|s| s.ideal > 0.0)
+            .map(|s| [s.workers as f64, reference / s.ideal])
+            .collect();
+        plot_ui.line(Line::new("ideal", PlotPoints::from(ideal)).style(LineStyle::dashed_loose()));
+    });
+}
+
+/// A chart over worker counts 0 to `most` + 1, starting at 0 on the y axis.
+fn chart<'a>(id: &str, y_label: &str, height: f32, most: f64) -> Plot<'a> {
+    Plot::new(id)
         .height(height)
         .legend(Legend::default())
         .include_y(0.0)
         .include_x(0.0)
         .include_x(most + 1.0)
         .x_axis_label("workers")
-        .y_axis_label("wall time [s]")
-        .show(ui, |plot_ui| {
-            let mut means = Vec::new();
-            for s in &report.settings {
-                let x = s.workers as f64;
-                means.push([x, s.spread.mean]);
-                plot_ui.line(
-                    Line::new(
-                        "spread (min to max)",
-                        PlotPoints::from(vec![[x, s.spread.min], [x, s.spread.max]]),
-                    )
-                    .width(2.0)
-                    .color(egui::Color32::GRAY),
-                );
-            }
-            plot_ui.points(Points::new("mean", PlotPoints::from(means)).radius(4.0));
-            let ideal: Vec<[f64; 2]> = report
-                .settings
-                .iter()
-                .map(|s| [s.workers as f64, s.ideal])
-                .collect();
-            plot_ui
-                .line(Line::new("ideal", PlotPoints::from(ideal)).style(LineStyle::dashed_loose()));
-        });
-    Plot::new("bench-speedup")
-        .height(height)
-        .legend(Legend::default())
-        .include_y(0.0)
-        .include_x(0.0)
-        .include_x(most + 1.0)
-        .x_axis_label("workers")
-        .y_axis_label("speed-up")
-        .show(ui, |plot_ui| {
-            let measured: Vec<[f64; 2]> = report
-                .settings
-                .iter()
-                .filter_map(|s| Some([s.workers as f64, s.speedup?]))
-                .collect();
-            plot_ui.line(Line::new("measured", PlotPoints::from(measured.clone())));
-            plot_ui.points(Points::new("measured points", PlotPoints::from(measured)).radius(4.0));
-            let ideal: Vec<[f64; 2]> = report
-                .settings
-                .iter()
-                .filter(|s| s.ideal > 0.0)
-                .map(|s| [s.workers as f64, reference / s.ideal])
-                .collect();
-            plot_ui
-                .line(Line::new("ideal", PlotPoints::from(ideal)).style(LineStyle::dashed_loose()));
-        });
+        .y_axis_label(y_label.to_string())
 }
 
 fn table(ui: &mut Ui, report: &Report) {

@@ -59,23 +59,15 @@ fn finished(
     outcome: Outcome,
     is_final: bool,
 ) -> Event {
+    let key = AttemptKey { seq, attempt };
     Event::AttemptFinished(Arc::new(AttemptRecord {
-        key: AttemptKey { seq, attempt },
-        slot,
         pid: 100 + seq as u32,
         started: ms(span.0),
         ended: ms(span.1),
         outcome,
-        signal: None,
-        user: Duration::ZERO,
-        system: Duration::ZERO,
-        max_rss: 0,
-        stdout_bytes: 0,
-        stderr_bytes: 0,
         stderr_tail: "boom".into(),
-        cores: vec![],
-        leftovers_killed: false,
         is_final,
+        ..AttemptRecord::not_started(key, slot, ms(span.0), String::new())
     }))
 }
 

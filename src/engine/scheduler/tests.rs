@@ -36,25 +36,14 @@ struct ScriptedSlot {
 
 fn record(key: AttemptKey, slot: usize, outcome: Outcome) -> AttemptRecord {
     AttemptRecord {
-        key,
-        slot,
         pid: 1000 + key.seq as u32,
-        started: Duration::ZERO,
-        ended: Duration::ZERO,
         signal: match outcome {
             Outcome::Signaled { signal } => Some(signal),
             _ => None,
         },
         outcome,
-        user: Duration::ZERO,
-        system: Duration::ZERO,
-        max_rss: 0,
-        stdout_bytes: 0,
-        stderr_bytes: 0,
         stderr_tail: String::new(),
-        cores: Vec::new(),
-        leftovers_killed: false,
-        is_final: false,
+        ..AttemptRecord::not_started(key, slot, Duration::ZERO, String::new())
     }
 }
 
