@@ -53,6 +53,9 @@ pub enum Outcome {
     Cancelled,
     /// The command could not be started; the OS error.
     NotStarted { error: String },
+    /// A persistent worker answered the item with an error (e.g. a traceback), or broke
+    /// the protocol while on it.
+    Error { error: String },
 }
 
 impl Outcome {
@@ -68,6 +71,7 @@ impl Outcome {
             Outcome::TimedOut => (-1, 15),
             Outcome::Cancelled => (0, signal.unwrap_or(15)),
             Outcome::NotStarted { .. } => (127, 0),
+            Outcome::Error { .. } => (1, 0),
         }
     }
 
@@ -80,6 +84,7 @@ impl Outcome {
             Outcome::TimedOut => "timeout".to_string(),
             Outcome::Cancelled => "cancelled".to_string(),
             Outcome::NotStarted { .. } => "not started".to_string(),
+            Outcome::Error { .. } => "error".to_string(),
         }
     }
 
@@ -92,6 +97,8 @@ impl Outcome {
             Outcome::TimedOut => "timed out".to_string(),
             Outcome::Cancelled => "cancelled".to_string(),
             Outcome::NotStarted { error } => format!("not started: {error}"),
+            // The text itself is the item's stderr, shown with it.
+            Outcome::Error { .. } => "error".to_string(),
         }
     }
 }
@@ -130,6 +137,9 @@ pub struct AttemptRecord {
     pub leftovers_killed: bool,
     /// No further attempt follows this one.
     pub is_final: bool,
+    /// What a persistent worker returned for the item (JSON), if it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl AttemptRecord {
@@ -152,6 +162,7 @@ impl AttemptRecord {
             cores: Vec::new(),
             leftovers_killed: false,
             is_final: false,
+            result: None,
         }
     }
 
@@ -208,6 +219,18 @@ pub struct LiveOutput {
     pub stderr_path: PathBuf,
 }
 
+/// A change in the life of a persistent worker (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WorkerChange {
+    /// The worker process was started; it is not ready yet.
+    Started,
+    /// It said it is ready (its `init` has run).
+    Ready,
+    /// It is gone: how its process ended, and why.
+    Exited { outcome: Outcome, why: String },
+}
+
 /// What the engine emits.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -231,6 +254,13 @@ pub enum Event {
         total: u64,
     },
     AttemptFinished(Arc<AttemptRecord>),
+    /// A persistent worker of `slot` (process `pid`) started, got ready or went away.
+    Worker {
+        slot: usize,
+        pid: u32,
+        at: Duration,
+        change: WorkerChange,
+    },
     /// Which core each process of each running task is on, and per-slot load.
     Placement {
         at: Duration,

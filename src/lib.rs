@@ -22,3 +22,4 @@ pub mod state;
 pub mod task;
 pub mod taskdir;
 pub mod template;
+pub mod worker;

@@ -18,6 +18,27 @@ pub struct Manifest {
     #[serde(default)]
     pub task: Vec<Spanned<TaskTable>>,
     pub each: Option<Spanned<EachTable>>,
+    pub worker: Option<Spanned<WorkerTable>>,
+}
+
+/// `[worker]`: persistent workers fed one item per task (DESIGN §3).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerTable {
+    /// `"file.py:function"`, called through poolscope's Python adapter.
+    pub python: Option<Spanned<String>>,
+    /// Any program that speaks the worker protocol.
+    pub cmd: Option<Spanned<Vec<String>>>,
+    /// A kernel built into poolscope.
+    pub builtin: Option<Spanned<String>>,
+    /// `"file.py:function"` run once in each Python worker before its first item.
+    pub init: Option<Spanned<String>>,
+    /// Recycle a worker after this many items (overrides `[pool]`).
+    pub max_tasks_per_worker: Option<Spanned<u32>>,
+    /// Per item: past it the worker is killed and replaced, and the item times out.
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// `[pool]`.

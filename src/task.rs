@@ -17,6 +17,8 @@ pub enum Program {
     Shell(String),
     /// An argv run exactly as given, without replacement strings (discovered files).
     Literal(Vec<String>),
+    /// A work item for a persistent worker, as JSON text (DESIGN §3).
+    Item(String),
 }
 
 /// One task of a task directory.
@@ -61,6 +63,15 @@ impl Task {
                 template::expand_shell(line, values),
             ],
             Program::Literal(args) => args.clone(),
+            Program::Item(json) => vec![json.clone()],
+        }
+    }
+
+    /// The item sent to a persistent worker (JSON text), if this is a worker task.
+    pub fn item(&self) -> Option<&str> {
+        match &self.program {
+            Program::Item(json) => Some(json),
+            _ => None,
         }
     }
 
@@ -69,6 +80,7 @@ impl Task {
         match &self.program {
             Program::Argv(_) | Program::Literal(_) => template::join_argv(&self.argv(slot)),
             Program::Shell(line) => template::expand_shell(line, self.values(slot)),
+            Program::Item(json) => json.clone(),
         }
     }
 }

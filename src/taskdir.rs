@@ -10,9 +10,10 @@ use toml::Spanned;
 
 use crate::config::PoolSettings;
 use crate::error::LoadError;
-use crate::manifest::{EachTable, Inputs, Manifest, RunKeys};
+use crate::manifest::{EachTable, Inputs, Manifest, RunKeys, WorkerTable};
 use crate::task::{Program, Task};
 use crate::template;
+use crate::worker::{Kernel, PyFunction, WorkerProgram, WorkerSpec};
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "poolscope.toml";
@@ -35,6 +36,8 @@ pub struct TaskDir {
     pub ignored: Vec<Ignored>,
     /// Things worth knowing that are not errors (an `[each]` glob that matched nothing).
     pub notes: Vec<String>,
+    /// `[worker]`: the tasks are items for persistent workers.
+    pub worker: Option<WorkerSpec>,
 }
 
 /// A file of the directory that is not a task.
@@ -92,15 +95,43 @@ fn from_manifest(root: PathBuf, folder: String, path: PathBuf) -> Result<TaskDir
             "`workers` must be at least 1".to_string(),
         ));
     }
+    let mut pool = manifest.pool.settings();
+    let worker = match &manifest.worker {
+        None => None,
+        Some(table) => {
+            if let (Some(_), Some(max)) = (
+                manifest.pool.max_tasks_per_worker,
+                &table.get_ref().max_tasks_per_worker,
+            ) {
+                return Err(at(
+                    max.span().start,
+                    "`max_tasks_per_worker` is set in both [pool] and [worker]; keep one"
+                        .to_string(),
+                ));
+            }
+            if let Some(max) = &table.get_ref().max_tasks_per_worker {
+                pool.max_tasks_per_worker = Some(*max.get_ref());
+            }
+            Some(worker_spec(&root, table).map_err(|(offset, m)| at(offset, m))?)
+        }
+    };
     let mut dir = TaskDir {
         name: manifest.name.clone().unwrap_or(folder),
         manifest: Some(path.clone()),
-        pool: manifest.pool.settings(),
+        pool,
         tasks: Vec::new(),
         ignored: Vec::new(),
         notes: Vec::new(),
         root,
+        worker,
     };
+    if let (Some(_), Some(first)) = (&dir.worker, manifest.task.first()) {
+        return Err(at(
+            first.span().start,
+            "[[task]] runs a command, but this manifest has [worker]; list the items in [each] instead"
+                .to_string(),
+        ));
+    }
     for entry in &manifest.task {
         let keys = entry.get_ref().run_keys();
         let program = program_of(keys, false).map_err(|m| at(entry.span().start, m))?;
@@ -113,7 +144,26 @@ fn from_manifest(root: PathBuf, folder: String, path: PathBuf) -> Result<TaskDir
             .map_err(|(offset, m)| at(offset, m))?;
     }
     if let Some(each) = &manifest.each {
-        expand_each(&mut dir, each).map_err(|(offset, m)| at(offset, m))?;
+        let worker_timeout = manifest.worker.as_ref().and_then(|w| w.get_ref().timeout);
+        if dir.worker.is_some() {
+            expand_items(&mut dir, each, worker_timeout)
+        } else {
+            expand_each(&mut dir, each)
+        }
+        .map_err(|(offset, m)| at(offset, m))?;
+    }
+    if dir.tasks.is_empty() && dir.worker.is_some() {
+        let mut why = format!(
+            "{} has [worker] but no items; add [each] with `inputs` or `range`",
+            path.display()
+        );
+        for note in &dir.notes {
+            why.push_str(&format!(" ({note})"));
+        }
+        return Err(LoadError::NoTasks {
+            dir: dir.root.clone(),
+            why,
+        });
     }
     if dir.tasks.is_empty() {
         let mut why = format!("{} lists no [[task]]", path.display());
@@ -158,6 +208,7 @@ fn uses_input(program: &Program) -> bool {
             argv.iter().any(|a| template::refers_to_input(a))
         }
         Program::Shell(line) => template::refers_to_input(line),
+        Program::Item(_) => true,
     }
 }
 
@@ -168,6 +219,7 @@ fn default_name(program: &Program) -> String {
             .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
             .unwrap_or_default(),
         Program::Shell(line) => line.chars().take(40).collect(),
+        Program::Item(json) => json.chars().take(40).collect(),
     }
 }
 
@@ -218,6 +270,153 @@ fn push_task(
         cwd,
         timeout: keys.timeout.map(|d| d.0),
     });
+    Ok(())
+}
+
+/// `[worker]`: which program serves the items, checked against the directory.
+fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, Located> {
+    let w = table.get_ref();
+    let start = table.span().start;
+    let given = [w.python.is_some(), w.cmd.is_some(), w.builtin.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err((
+            start,
+            "[worker] needs exactly one of `python = \"file.py:function\"`, `cmd = [\"./worker\"]` or `builtin = \"noop\"`"
+                .to_string(),
+        ));
+    }
+    let python_function = |spec: &Spanned<String>| -> Result<PyFunction, Located> {
+        let function = PyFunction::parse(spec.get_ref()).map_err(|m| (spec.span().start, m))?;
+        if !root.join(&function.file).is_file() {
+            return Err((
+                spec.span().start,
+                format!(
+                    "`{}` names {}, which is not a file in {}; fix the path (it is relative to the task directory)",
+                    spec.get_ref(),
+                    function.file,
+                    root.display()
+                ),
+            ));
+        }
+        Ok(function)
+    };
+    if let (Some(init), None) = (&w.init, &w.python) {
+        return Err((
+            init.span().start,
+            "`init` is for Python workers (`python = ...`); a `cmd` worker initialises itself"
+                .to_string(),
+        ));
+    }
+    let program = if let Some(python) = &w.python {
+        WorkerProgram::Python {
+            function: python_function(python)?,
+            init: w.init.as_ref().map(python_function).transpose()?,
+        }
+    } else if let Some(cmd) = &w.cmd {
+        let mut argv = cmd.get_ref().clone();
+        let Some(program) = argv.first_mut() else {
+            return Err((
+                cmd.span().start,
+                "[worker] has an empty `cmd`; give at least the program to run".to_string(),
+            ));
+        };
+        if program.contains('/') && !program.starts_with('/') {
+            *program = root.join(&*program).to_string_lossy().into_owned();
+        }
+        WorkerProgram::Cmd(argv)
+    } else if let Some(builtin) = &w.builtin {
+        let kernel = Kernel::from_name(builtin.get_ref()).ok_or_else(|| {
+            let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+            (
+                builtin.span().start,
+                format!(
+                    "there is no built-in kernel `{}`; poolscope has {}",
+                    builtin.get_ref(),
+                    names.join(", ")
+                ),
+            )
+        })?;
+        WorkerProgram::Builtin(kernel)
+    } else {
+        return Err((start, "[worker] names no program".to_string()));
+    };
+    Ok(WorkerSpec {
+        program,
+        cwd: root.to_path_buf(),
+        env: w.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    })
+}
+
+/// `[each]` with `[worker]`: one item per input, sent as a JSON string (`range`: a number).
+fn expand_items(
+    dir: &mut TaskDir,
+    each: &Spanned<EachTable>,
+    worker_timeout: Option<crate::manifest::HumanDuration>,
+) -> Result<(), Located> {
+    let table = each.get_ref();
+    if table.cmd.is_some() || table.sh.is_some() {
+        return Err((
+            each.span().start,
+            "[each] has a command, but with [worker] each input is an item sent to a worker; remove `cmd`/`sh` from [each]"
+                .to_string(),
+        ));
+    }
+    let items: Vec<(String, String)> = match (&table.inputs, &table.range) {
+        (Some(_), Some(r)) => {
+            return Err((
+                r.span().start,
+                "[each] has both `inputs` and `range`; keep one".to_string(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                each.span().start,
+                "[each] needs `inputs = \"glob/*\"`, `inputs = [\"a\", \"b\"]` or `range = [1, 20]`"
+                    .to_string(),
+            ));
+        }
+        (None, Some(range)) => {
+            let [first, last] = *range.get_ref();
+            if first > last {
+                return Err((
+                    range.span().start,
+                    format!(
+                        "`range = [{first}, {last}]` is empty; write [first, last] with first <= last"
+                    ),
+                ));
+            }
+            (first..=last)
+                .map(|n| (n.to_string(), n.to_string()))
+                .collect()
+        }
+        (Some(inputs), None) => {
+            let strings = match inputs.get_ref() {
+                Inputs::List(list) => list.clone(),
+                Inputs::Glob(pattern) => {
+                    glob_inputs(dir, pattern).map_err(|m| (inputs.span().start, m))?
+                }
+            };
+            strings
+                .into_iter()
+                .map(|s| {
+                    let json = serde_json::to_string(&s).unwrap_or_else(|_| "null".to_string());
+                    (s, json)
+                })
+                .collect()
+        }
+    };
+    let timeout = table.timeout.or(worker_timeout).map(|d| d.0);
+    for (input, json) in items {
+        dir.tasks.push(Task {
+            seq: dir.tasks.len() + 1,
+            name: input.clone(),
+            program: Program::Item(json),
+            input,
+            env: Vec::new(),
+            cwd: dir.root.clone(),
+            timeout,
+        });
+    }
     Ok(())
 }
 
@@ -315,6 +514,7 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
         tasks: Vec::new(),
         ignored: Vec::new(),
         notes: Vec::new(),
+        worker: None,
     };
     for path in entries {
         let name = path

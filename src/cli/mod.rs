@@ -51,6 +51,9 @@ enum Command {
     /// Internal: the guardian process that kills what a dead poolscope left behind.
     #[command(name = "__guardian", hide = true)]
     Guardian { prefix: String },
+    /// Internal: serve a built-in kernel as a persistent worker (fds 3 and 4).
+    #[command(name = crate::worker::KERNEL_SUBCOMMAND, hide = true)]
+    Worker { kernel: String },
 }
 
 /// `poolscope run`.
@@ -203,6 +206,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
+        Some(Command::Worker { kernel }) => serve_kernel(&kernel),
         None => open_app(cli.dir, cli.screenshot, cli.run),
     };
     match result {
@@ -213,6 +217,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// `poolscope __worker KERNEL`: serve a built-in kernel on fds 3 and 4.
+fn serve_kernel(name: &str) -> Result<u8, Failure> {
+    use crate::worker::{Kernel, kernel};
+    let Some(k) = Kernel::from_name(name) else {
+        let names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+        return Err(Failure::bad_input(format!(
+            "unknown built-in kernel `{name}`; poolscope has {}",
+            names.join(", ")
+        )));
+    };
+    kernel::serve(k).map(|()| exit::OK).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
 }
 
 #[cfg(feature = "gui")]

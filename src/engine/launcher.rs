@@ -4,18 +4,20 @@
 //! reports back on a channel. [`super::process::ProcessLauncher`] runs each attempt as its
 //! own process group; the scheduler's tests use a launcher with scripted outcomes.
 //!
-//! Each worker slot holds at most one running attempt and at most one waiting order. The
-//! waiting order starts the moment the running attempt succeeds, without a round trip
-//! through the scheduler; after a failure the slot waits for [`Launcher::resume`], so
-//! that retries and halting are decided first. A waiting order can be taken back until it
-//! starts, so a slot that frees up early can run it instead.
+//! Each worker slot holds at most one running attempt and up to [`Launcher::depth`] waiting
+//! orders (one for processes, many for persistent workers fed tiny items). A waiting order
+//! starts the moment the one before it succeeds, without a round trip through the
+//! scheduler; after a failure the slot waits for [`Launcher::resume`], so that retries and
+//! halting are decided first. A waiting order can be taken back until the launcher has
+//! handed it on (to a process, or to a worker's pipe), so a slot that frees up early can
+//! run it instead.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream};
+use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream, WorkerChange};
 use crate::task::Task;
 
 /// What to start: one attempt of one task in one worker slot.
@@ -48,6 +50,13 @@ pub enum LaunchMsg {
     /// It ended. `outcome` says how the process ended; the scheduler turns its own kills
     /// into `TimedOut` or `Cancelled` and fills in `is_final` and `cores`.
     Finished(Box<AttemptRecord>),
+    /// A persistent worker changed (launchers of plain processes never send this).
+    Worker {
+        slot: usize,
+        pid: u32,
+        at: Duration,
+        change: WorkerChange,
+    },
 }
 
 /// Runs attempts and signals them.
@@ -56,10 +65,19 @@ pub trait Launcher: Send {
     /// running attempt succeeds (or, after a failure, once [`Launcher::resume`] is called).
     /// Reports `Started` (unless it cannot start) and then `Finished`.
     fn launch(&mut self, order: AttemptOrder);
-    /// Take back the order waiting on `slot`, if it has not started.
+    /// Take back the last order waiting on `slot`, if it has not started.
     fn retract(&mut self, slot: usize) -> Option<AttemptOrder>;
+    /// Take back the order waiting on `slot` that would start first, if it has not
+    /// started, for another slot to run.
+    fn take_over(&mut self, slot: usize) -> Option<AttemptOrder> {
+        self.retract(slot)
+    }
     /// After a failed attempt on `slot`, let the slot start its waiting order.
     fn resume(&mut self, slot: usize);
     /// Send `signal` to every process of the running attempt `key` (main process `pid`).
     fn signal(&mut self, key: AttemptKey, pid: u32, signal: Signal);
+    /// How many orders a slot may hold waiting behind its running attempt.
+    fn depth(&self) -> usize {
+        1
+    }
 }

@@ -7,6 +7,7 @@ pub mod launcher;
 pub mod process;
 mod resolve;
 pub mod scheduler;
+pub mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +27,11 @@ use crate::output::DEFAULT_FILE_CAP;
 use crate::record::{Recorder, history, joblog, rundir};
 use crate::task::Task;
 use crate::taskdir::TaskDir;
+use crate::worker::WorkerSpec;
+use launcher::Launcher;
 use process::{ProcessLauncher, RunContext};
 use scheduler::{Inputs, Scheduler};
+use workers::{WorkerContext, WorkerLauncher};
 
 /// How to run, beyond the pool's configuration.
 #[derive(Debug, Clone)]
@@ -39,7 +43,9 @@ pub struct RunOptions {
     /// Cap of each saved output stream, bytes.
     pub output_cap: u64,
     /// The `poolscope` executable, run as the guardian that kills every process this one
-    /// started should this one die (see [`crate::guard`]). `None` runs unguarded.
+    /// started should this one die (see [`crate::guard`]), and as the worker serving
+    /// built-in kernels. `None` runs unguarded (and kernels are served by the current
+    /// executable).
     pub guardian: Option<PathBuf>,
     /// Called after every event is sent, e.g. to wake a GUI's event loop.
     pub waker: Option<Waker>,
@@ -181,8 +187,15 @@ pub fn start(
         output_cap: options.output_cap,
         clock,
     });
+    let poolscope = options
+        .guardian
+        .clone()
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("poolscope"));
     let run = Run {
         info,
+        worker: dir.worker.clone(),
+        poolscope,
         tasks,
         queue,
         done: done.into_iter().collect(),
@@ -231,6 +244,9 @@ fn start_order(
 
 struct Run {
     info: Arc<RunInfo>,
+    /// `[worker]`: run the tasks as items on persistent workers.
+    worker: Option<WorkerSpec>,
+    poolscope: PathBuf,
     tasks: Arc<Vec<Arc<Task>>>,
     queue: Vec<usize>,
     done: Vec<usize>,
@@ -268,23 +284,49 @@ impl Run {
         let (sample_tx, samples) = unbounded();
         let watched: Watched = Arc::default();
         let monitor = Monitor::spawn(Arc::clone(&watched), sample_tx, self.ctx.clock).ok();
-        let launcher = ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx);
-        let scheduler = Scheduler::new(
-            self.tasks.iter().cloned().collect(),
-            self.queue,
-            self.config,
-            self.info.cores,
-            launcher,
-            Inputs {
-                replies,
-                controls: self.controls,
-                samples,
-            },
-            Box::new(emit.clone()),
-            self.ctx.clock,
-        )
-        .watch(watched);
-        let interrupted = scheduler.run();
+        let inputs = Inputs {
+            replies,
+            controls: self.controls,
+            samples,
+        };
+        let interrupted = match self.worker {
+            Some(spec) => {
+                let ctx = WorkerContext::new(
+                    Arc::clone(&self.ctx),
+                    spec,
+                    self.poolscope,
+                    self.config.max_tasks_per_worker,
+                );
+                let launcher = WorkerLauncher::new(Arc::new(ctx), reply_tx);
+                schedule(
+                    self.tasks,
+                    self.queue,
+                    self.config,
+                    self.info.cores,
+                    launcher,
+                    inputs,
+                    emit.clone(),
+                    self.ctx.clock,
+                    watched,
+                    Arc::clone(&self.recorder),
+                )
+            }
+            None => {
+                let launcher = ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx);
+                schedule(
+                    self.tasks,
+                    self.queue,
+                    self.config,
+                    self.info.cores,
+                    launcher,
+                    inputs,
+                    emit.clone(),
+                    self.ctx.clock,
+                    watched,
+                    Arc::clone(&self.recorder),
+                )
+            }
+        };
         drop(monitor);
         guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
         let finished = Event::RunFinished {
@@ -304,6 +346,39 @@ impl Run {
             wake();
         }
     }
+}
+
+/// Run the pool on `launcher` to the end; whether it was interrupted. The launcher is
+/// dropped before this returns (persistent workers are asked to exit).
+#[allow(clippy::too_many_arguments)]
+fn schedule<L: Launcher>(
+    tasks: Arc<Vec<Arc<Task>>>,
+    queue: Vec<usize>,
+    config: PoolConfig,
+    cores: usize,
+    launcher: L,
+    inputs: Inputs,
+    emit: impl FnMut(Event) + Send + 'static,
+    clock: RunClock,
+    watched: Watched,
+    recorder: Arc<Mutex<Recorder>>,
+) -> bool {
+    let flush = move || {
+        recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+    };
+    Scheduler::new(
+        tasks.iter().cloned().collect(),
+        queue,
+        config,
+        cores,
+        launcher,
+        inputs,
+        Box::new(emit),
+        clock,
+    )
+    .watch(watched)
+    .on_idle(Box::new(flush))
+    .run()
 }
 
 /// CPU time (user + system) of this process's own threads, children not included.

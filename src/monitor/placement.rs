@@ -163,10 +163,21 @@ fn read_stat(p: &mut Proc) -> bool {
     true
 }
 
-struct StatFields {
-    core: usize,
-    cpu_ticks: u64,
-    rss_pages: u64,
+/// What poolscope reads from `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFields {
+    /// The core it runs on or last ran on.
+    pub core: usize,
+    /// User plus system CPU, clock ticks.
+    pub cpu_ticks: u64,
+    /// System CPU alone, clock ticks.
+    pub system_ticks: u64,
+    pub rss_pages: u64,
+}
+
+/// `/proc/PID/stat` of `pid` now.
+pub fn stat(pid: u32) -> Option<StatFields> {
+    parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
 fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
@@ -182,6 +193,7 @@ fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     Some(StatFields {
         core: usize::try_from(num(39)?).ok()?,
         cpu_ticks: num(14)? + num(15)?,
+        system_ticks: num(15)?,
         rss_pages: num(24)?,
     })
 }
@@ -211,13 +223,15 @@ fn children(pid: u32) -> Vec<u32> {
     out
 }
 
-fn page_size() -> u64 {
+/// Bytes per memory page.
+pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).unwrap_or(4096)
 }
 
-fn clock_ticks() -> f64 {
+/// Clock ticks per second, the unit of `stat`'s CPU times.
+pub fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if hz > 0 { hz as f64 } else { 100.0 }

@@ -1,5 +1,6 @@
-//! `joblog.tsv` in GNU parallel's `--joblog` layout, one line appended and flushed per
-//! finished task; and reading one back for `--resume`.
+//! `joblog.tsv` in GNU parallel's `--joblog` layout, one line appended per finished task
+//! (written at once, or with the others that finished back to back); and reading one back
+//! for `--resume`.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -13,9 +14,14 @@ pub const FILE: &str = "joblog.tsv";
 pub const HEADER: &str =
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
 
-/// An open joblog; each line goes out in one `write`.
+/// Lines are gathered and written when the engine is idle or this much is waiting.
+const BATCH: usize = 64 * 1024;
+
+/// An open joblog. Lines are gathered while finished tasks arrive back to back and written
+/// together (one `write`) as soon as the engine has nothing else to do.
 pub struct Joblog {
     file: File,
+    pending: Vec<u8>,
 }
 
 impl Joblog {
@@ -37,7 +43,10 @@ impl Joblog {
                 file.write_all(b"\n")?;
             }
         }
-        Ok(Joblog { file })
+        Ok(Joblog {
+            file,
+            pending: Vec::new(),
+        })
     }
 
     /// Append the line of a task's final attempt.
@@ -47,8 +56,29 @@ impl Joblog {
         run_start_epoch: f64,
         command: &str,
     ) -> io::Result<()> {
-        self.file
-            .write_all(line(record, run_start_epoch, command).as_bytes())
+        self.pending
+            .extend_from_slice(line(record, run_start_epoch, command).as_bytes());
+        if self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write the lines gathered so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.pending);
+        self.pending.clear();
+        written
+    }
+}
+
+impl Drop for Joblog {
+    /// Lines still gathered go out now (a run that ends normally has flushed them already).
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -130,6 +160,7 @@ mod tests {
             cores: vec![],
             leftovers_killed: false,
             is_final: true,
+            result: None,
         }
     }
 
@@ -175,6 +206,12 @@ mod tests {
         assert_eq!(succeeded(&path)?, BTreeSet::from([1]));
         let mut log = Joblog::open(&path)?;
         log.append(&record(5, Outcome::Exited { code: 0 }, None), 0.0, "e")?;
+        assert_eq!(
+            succeeded(&path)?,
+            BTreeSet::from([1]),
+            "not written before a flush"
+        );
+        log.flush()?;
         assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.matches("Seq\t").count(), 1);

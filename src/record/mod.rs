@@ -1,8 +1,9 @@
 //! What a run leaves on disk (DESIGN §5): the run directory with `joblog.tsv`,
-//! `trace.json`, `outputs/` and `summary.json`.
+//! `trace.json`, `outputs/`, `results.jsonl` (persistent workers) and `summary.json`.
 
 pub mod history;
 pub mod joblog;
+pub mod results;
 pub mod rundir;
 pub mod summary;
 pub mod trace;
@@ -21,6 +22,7 @@ pub struct Recorder {
     run_dir: PathBuf,
     tasks: Arc<Vec<Arc<Task>>>,
     joblog: joblog::Joblog,
+    results: results::Results,
     state: RunState,
     errors: Vec<String>,
 }
@@ -30,6 +32,7 @@ impl Recorder {
     pub fn open(run_dir: &Path, tasks: Arc<Vec<Arc<Task>>>) -> std::io::Result<Self> {
         Ok(Recorder {
             joblog: joblog::Joblog::open(&run_dir.join(joblog::FILE))?,
+            results: results::Results::new(run_dir),
             run_dir: run_dir.to_path_buf(),
             tasks,
             state: RunState::new(),
@@ -52,6 +55,29 @@ impl Recorder {
                 self.errors
                     .push(format!("cannot append to the joblog: {e}"));
             }
+            if self.state.info.is_some()
+                && self
+                    .tasks
+                    .get(record.key.seq - 1)
+                    .is_some_and(|t| t.item().is_some())
+                && let Err(e) = self.results.append(record)
+            {
+                self.errors
+                    .push(format!("cannot append to {}: {e}", results::FILE));
+            }
+        }
+    }
+
+    /// Write the lines gathered for the joblog and `results.jsonl`; called whenever the
+    /// engine has nothing else to do.
+    pub fn flush(&mut self) {
+        if let Err(e) = self.joblog.flush() {
+            self.errors
+                .push(format!("cannot append to the joblog: {e}"));
+        }
+        if let Err(e) = self.results.flush() {
+            self.errors
+                .push(format!("cannot append to {}: {e}", results::FILE));
         }
     }
 
@@ -64,6 +90,7 @@ impl Recorder {
 
     /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
     pub fn finish(&mut self) -> Vec<String> {
+        self.flush();
         let trace = trace::render(&self.state);
         if let Err(e) = write_json(&self.run_dir.join(trace::FILE), &trace) {
             self.errors

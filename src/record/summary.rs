@@ -29,6 +29,22 @@ pub struct Summary {
     /// CPU seconds poolscope itself used (user + system, its tasks not included).
     pub poolscope_cpu_seconds: f64,
     pub tasks: Vec<TaskSummary>,
+    /// Persistent workers (DESIGN §3), in the order they started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerSummary>,
+}
+
+/// One persistent worker process: seconds from the run's start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    pub slot: usize,
+    pub pid: u32,
+    pub started_seconds: f64,
+    pub ready_seconds: Option<f64>,
+    pub exited_seconds: Option<f64>,
+    pub items: usize,
+    /// Why it went away and how its process ended, e.g. `recycled after 3 items (ok)`.
+    pub exit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -66,6 +82,12 @@ pub struct TaskSummary {
     pub stderr_bytes: Option<u64>,
     /// Last lines of stderr, for failures.
     pub stderr_tail: Option<String>,
+    /// What a persistent worker returned for the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<serde_json::value::RawValue>>,
+    /// The error a persistent worker answered the item with (e.g. a traceback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Summary {
@@ -100,6 +122,19 @@ impl Summary {
             speedup: state.speedup(),
             poolscope_cpu_seconds: state.end.map_or(0.0, |e| e.self_cpu.as_secs_f64()),
             tasks,
+            workers: state
+                .workers
+                .iter()
+                .map(|w| WorkerSummary {
+                    slot: w.slot,
+                    pid: w.pid,
+                    started_seconds: w.started.as_secs_f64(),
+                    ready_seconds: w.ready.map(|d| d.as_secs_f64()),
+                    exited_seconds: w.exited.map(|d| d.as_secs_f64()),
+                    items: w.items,
+                    exit: w.exit.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -125,6 +160,8 @@ fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
         stdout_bytes: None,
         stderr_bytes: None,
         stderr_tail: None,
+        result: None,
+        error: None,
     };
     match status {
         TaskStatus::Skipped { reason } => {
@@ -160,6 +197,11 @@ fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
             s.stdout_bytes = Some(record.stdout_bytes);
             s.stderr_bytes = Some(record.stderr_bytes);
             s.stderr_tail = (!ok).then(|| record.stderr_tail.clone());
+            s.result = record.result.clone();
+            s.error = match &record.outcome {
+                Outcome::Error { error } => Some(error.clone()),
+                _ => None,
+            };
         }
         _ => {}
     }

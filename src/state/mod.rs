@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::event::{
     AttemptKey, AttemptRecord, Event, LiveOutput, Outcome, Placement, RunInfo, SkipReason,
+    WorkerChange,
 };
 
 /// Where a task stands.
@@ -47,6 +48,37 @@ pub struct SlotState {
     /// Attempts finished in this slot, and how many of them failed.
     pub done: usize,
     pub failed: usize,
+    /// The persistent worker living in this slot now, if any.
+    pub worker: Option<WorkerInfo>,
+    /// PIDs of every persistent worker this slot has had, oldest first.
+    pub worker_pids: Vec<u32>,
+    /// Why the slot's last worker went away.
+    pub last_worker_exit: Option<String>,
+}
+
+/// The life of one persistent worker process, from its start to its exit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerLife {
+    pub slot: usize,
+    pub pid: u32,
+    pub started: Duration,
+    pub ready: Option<Duration>,
+    pub exited: Option<Duration>,
+    /// Items it finished.
+    pub items: usize,
+    /// Why it went away, and how its process ended.
+    pub exit: Option<String>,
+}
+
+/// A persistent worker process (DESIGN §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerInfo {
+    pub pid: u32,
+    /// It said it is ready.
+    pub ready: bool,
+    pub since: Duration,
+    /// Items it has finished.
+    pub items: usize,
 }
 
 /// A stretch of time one slot's task spent on one core.
@@ -108,9 +140,30 @@ pub struct RunState {
     open_spans: Vec<Option<CoreSpan>>,
     /// Tasks running after each change: (time, count).
     pub busy: Vec<(Duration, u32)>,
+    /// Every persistent worker of the run, in the order they started.
+    pub workers: Vec<WorkerLife>,
     /// Time of the latest event.
     pub now: Duration,
     pub end: Option<RunEnd>,
+    /// Kept as tasks change, so that faces may ask after every event.
+    counts: Counts,
+    attempt_time: Duration,
+    final_attempts: usize,
+}
+
+/// The field of `counts` that `status` falls in.
+fn tally<'a>(counts: &'a mut Counts, status: &TaskStatus) -> &'a mut usize {
+    match status {
+        TaskStatus::Queued => &mut counts.queued,
+        TaskStatus::Running { .. } => &mut counts.running,
+        TaskStatus::Finished { record } if !record.is_final => &mut counts.queued,
+        TaskStatus::Finished { record } => match record.outcome {
+            Outcome::Exited { code: 0 } => &mut counts.ok,
+            Outcome::TimedOut => &mut counts.timed_out,
+            _ => &mut counts.failed,
+        },
+        TaskStatus::Skipped { .. } => &mut counts.skipped,
+    }
 }
 
 impl RunState {
@@ -123,9 +176,7 @@ impl RunState {
         match event {
             Event::RunStarted(info) => self.start(info),
             Event::TaskSkipped { seq, reason } => {
-                if let Some(t) = self.task_mut(*seq) {
-                    *t = TaskStatus::Skipped { reason: *reason };
-                }
+                self.set_task(*seq, TaskStatus::Skipped { reason: *reason });
             }
             Event::AttemptStarted {
                 key,
@@ -135,6 +186,12 @@ impl RunState {
                 output,
             } => self.attempt_started(*key, *slot, *pid, *at, output),
             Event::Output { .. } | Event::RecordProblem(_) => {}
+            Event::Worker {
+                slot,
+                pid,
+                at,
+                change,
+            } => self.worker_changed(*slot, *pid, *at, change),
             Event::AttemptFinished(record) => self.attempt_finished(record),
             Event::Placement {
                 at,
@@ -181,6 +238,11 @@ impl RunState {
     fn start(&mut self, info: &Arc<RunInfo>) {
         *self = RunState {
             tasks: vec![TaskStatus::Queued; info.tasks.len()],
+            counts: Counts {
+                total: info.tasks.len(),
+                queued: info.tasks.len(),
+                ..Counts::default()
+            },
             slots: vec![SlotState::default(); info.config.workers],
             core_spans: vec![Vec::new(); info.cores],
             open_spans: vec![None; info.cores],
@@ -189,8 +251,69 @@ impl RunState {
         };
     }
 
-    fn task_mut(&mut self, seq: usize) -> Option<&mut TaskStatus> {
-        seq.checked_sub(1).and_then(|i| self.tasks.get_mut(i))
+    fn worker_changed(&mut self, slot: usize, pid: u32, at: Duration, change: &WorkerChange) {
+        self.advance(at);
+        match change {
+            WorkerChange::Started => self.workers.push(WorkerLife {
+                slot,
+                pid,
+                started: at,
+                ready: None,
+                exited: None,
+                items: 0,
+                exit: None,
+            }),
+            WorkerChange::Ready => {
+                if let Some(w) = self.worker_life(pid) {
+                    w.ready = Some(at);
+                }
+            }
+            WorkerChange::Exited { outcome, why } => {
+                if let Some(w) = self.worker_life(pid) {
+                    w.exited = Some(at);
+                    w.exit = Some(format!("{why} ({})", outcome.describe()));
+                }
+            }
+        }
+        let Some(s) = self.slot_mut(slot) else { return };
+        match change {
+            WorkerChange::Started => {
+                s.worker = Some(WorkerInfo {
+                    pid,
+                    ready: false,
+                    since: at,
+                    items: 0,
+                });
+                s.worker_pids.push(pid);
+                s.last_pid = Some(pid);
+            }
+            WorkerChange::Ready => {
+                if let Some(w) = s.worker.as_mut().filter(|w| w.pid == pid) {
+                    w.ready = true;
+                }
+            }
+            WorkerChange::Exited { outcome, why } => {
+                if s.worker.as_ref().is_some_and(|w| w.pid == pid) {
+                    s.worker = None;
+                }
+                s.last_worker_exit = Some(format!("{pid}: {why} ({})", outcome.describe()));
+            }
+        }
+    }
+
+    /// The latest worker with `pid`.
+    fn worker_life(&mut self, pid: u32) -> Option<&mut WorkerLife> {
+        self.workers.iter_mut().rev().find(|w| w.pid == pid)
+    }
+
+    /// Set task `seq`'s status, keeping the tally.
+    fn set_task(&mut self, seq: usize, status: TaskStatus) {
+        let Some(t) = seq.checked_sub(1).and_then(|i| self.tasks.get_mut(i)) else {
+            return;
+        };
+        *tally(&mut self.counts, t) -= 1;
+        *tally(&mut self.counts, &status) += 1;
+        *t = status;
     }
 
     fn slot_mut(&mut self, slot: usize) -> Option<&mut SlotState> {
@@ -211,14 +334,15 @@ impl RunState {
     ) {
         self.advance(at);
         self.count_busy(at, 1);
-        if let Some(t) = self.task_mut(key.seq) {
-            *t = TaskStatus::Running {
+        self.set_task(
+            key.seq,
+            TaskStatus::Running {
                 attempt: key.attempt,
                 slot,
                 pid,
                 started: at,
-            };
-        }
+            },
+        );
         if let Some(s) = self.slot_mut(slot) {
             s.current = Some(SlotRun {
                 key,
@@ -242,10 +366,15 @@ impl RunState {
         if was_running {
             self.count_busy(record.ended, -1);
         }
-        if let Some(t) = self.task_mut(record.key.seq) {
-            *t = TaskStatus::Finished {
+        self.set_task(
+            record.key.seq,
+            TaskStatus::Finished {
                 record: Arc::clone(record),
-            };
+            },
+        );
+        self.attempt_time += record.wall();
+        if record.is_final {
+            self.final_attempts += 1;
         }
         if let Some(s) = self.slot_mut(record.slot) {
             if s.current.as_ref().is_some_and(|c| c.key == record.key) {
@@ -255,8 +384,19 @@ impl RunState {
             if !record.outcome.is_success() {
                 s.failed += 1;
             }
-            s.cpu_percent = 0.0;
-            s.rss = 0;
+            match s.worker.as_mut().filter(|w| w.pid == record.pid) {
+                // A persistent worker stays loaded between its items.
+                Some(w) => w.items += 1,
+                None => {
+                    s.cpu_percent = 0.0;
+                    s.rss = 0;
+                }
+            }
+        }
+        if let Some(w) = self.workers.last_mut().filter(|w| w.pid == record.pid) {
+            w.items += 1;
+        } else if let Some(w) = self.worker_life(record.pid) {
+            w.items += 1;
         }
         let slot = record.slot;
         self.close_spans(record.ended, |span| span.slot == slot);
@@ -337,24 +477,7 @@ impl RunState {
 
     /// The tally of tasks now.
     pub fn counts(&self) -> Counts {
-        let mut c = Counts {
-            total: self.tasks.len(),
-            ..Counts::default()
-        };
-        for t in &self.tasks {
-            match t {
-                TaskStatus::Queued => c.queued += 1,
-                TaskStatus::Running { .. } => c.running += 1,
-                TaskStatus::Finished { record } if !record.is_final => c.queued += 1,
-                TaskStatus::Finished { record } => match record.outcome {
-                    Outcome::Exited { code: 0 } => c.ok += 1,
-                    Outcome::TimedOut => c.timed_out += 1,
-                    _ => c.failed += 1,
-                },
-                TaskStatus::Skipped { .. } => c.skipped += 1,
-            }
-        }
-        c
+        self.counts
     }
 
     /// Wall time of the run so far (or in all, once it ended).
@@ -364,7 +487,7 @@ impl RunState {
 
     /// Summed wall time of every finished attempt: the serial estimate.
     pub fn task_time(&self) -> Duration {
-        self.attempts.iter().map(|a| a.wall()).sum()
+        self.attempt_time
     }
 
     /// Estimated serial time over wall time.
@@ -379,8 +502,7 @@ impl RunState {
             return Some(Duration::ZERO);
         }
         let c = self.counts();
-        let done = self.attempts.iter().filter(|a| a.is_final).count();
-        if done == 0 {
+        if self.final_attempts == 0 {
             return None;
         }
         let mean = self.task_time().as_secs_f64() / self.attempts.len() as f64;

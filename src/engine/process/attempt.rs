@@ -86,6 +86,7 @@ pub(super) fn run_attempt(
         cores: exit.last_core.into_iter().collect(),
         leftovers_killed: exit.leftovers_killed,
         is_final: false,
+        result: None,
     };
     let success = record.outcome.is_success();
     let _ = replies.send(LaunchMsg::Finished(Box::new(record)));

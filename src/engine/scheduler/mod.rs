@@ -37,12 +37,19 @@ struct Running {
 }
 
 /// What the scheduler has put on one worker slot.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct SlotPlan {
     /// The attempt running there (or about to start).
     current: Option<AttemptKey>,
-    /// An order waiting behind it in the launcher.
-    waiting: Option<AttemptKey>,
+    /// Orders waiting behind it in the launcher, oldest first (at most
+    /// [`Launcher::depth`]).
+    waiting: VecDeque<AttemptKey>,
+}
+
+impl SlotPlan {
+    fn is_idle(&self) -> bool {
+        self.current.is_none() && self.waiting.is_empty()
+    }
 }
 
 /// Why no new task starts.
@@ -69,6 +76,7 @@ pub struct Scheduler<L: Launcher> {
     emit: Box<dyn FnMut(Event) + Send>,
     clock: RunClock,
     watched: Option<Watched>,
+    idle: Option<Box<dyn FnMut() + Send>>,
     queue: VecDeque<(usize, u32)>,
     slots: Vec<SlotPlan>,
     running: BTreeMap<AttemptKey, Running>,
@@ -100,6 +108,7 @@ impl<L: Launcher> Scheduler<L> {
             emit,
             clock,
             watched: None,
+            idle: None,
             queue: queue.into_iter().map(|i| (i, 1)).collect(),
             running: BTreeMap::new(),
             stopping: None,
@@ -114,16 +123,20 @@ impl<L: Launcher> Scheduler<L> {
         self
     }
 
+    /// Call `idle` whenever nothing is waiting to be handled (e.g. to write gathered
+    /// records).
+    pub fn on_idle(mut self, idle: Box<dyn FnMut() + Send>) -> Self {
+        self.idle = Some(idle);
+        self
+    }
+
     /// Run until every task has ended or the run was stopped. Returns whether the run was
     /// interrupted (stopped or killed by a face).
     pub fn run(mut self) -> bool {
         loop {
             self.start_into_free_slots();
             self.queue_behind_running();
-            let busy = self
-                .slots
-                .iter()
-                .any(|p| p.current.is_some() || p.waiting.is_some());
+            let busy = self.slots.iter().any(|p| !p.is_idle());
             if !busy && (self.queue.is_empty() || self.stopping.is_some()) {
                 break;
             }
@@ -136,6 +149,11 @@ impl<L: Launcher> Scheduler<L> {
 
     /// Block until a launcher reply, a control, a sample or the next deadline.
     fn wait_for_change(&mut self) {
+        if self.inputs.replies.is_empty()
+            && let Some(idle) = &mut self.idle
+        {
+            idle();
+        }
         let mut select = Select::new();
         let replies = select.recv(&self.inputs.replies);
         let controls = select.recv(&self.inputs.controls);
@@ -202,6 +220,17 @@ impl<L: Launcher> Scheduler<L> {
                 (self.emit)(Event::Output { key, stream, total });
             }
             LaunchMsg::Finished(record) => self.on_finished(*record),
+            LaunchMsg::Worker {
+                slot,
+                pid,
+                at,
+                change,
+            } => (self.emit)(Event::Worker {
+                slot,
+                pid,
+                at,
+                change,
+            }),
         }
     }
 
@@ -237,13 +266,8 @@ impl<L: Launcher> Scheduler<L> {
         if retry {
             // The retry goes before anything else, even the order waiting on this slot
             // (which cannot have started: the slot holds it after a failure).
-            if !raw_success
-                && self.slots[slot - 1].waiting.is_some()
-                && let Some(order) = self.launcher.retract(slot)
-            {
-                self.slots[slot - 1].waiting = None;
-                self.queue
-                    .push_front((order.task.seq - 1, order.key.attempt));
+            if !raw_success {
+                self.return_waiting_orders_of(slot);
             }
             self.queue.push_front((key.seq - 1, key.attempt + 1));
         }
@@ -253,7 +277,12 @@ impl<L: Launcher> Scheduler<L> {
             self.halt_after_failure();
         }
         if !raw_success {
-            // The slot holds its waiting order until told; it may go now.
+            if self.stopping.is_some() {
+                // Orders a launcher could not take back when the run stopped (they were
+                // already with a worker that has died since) are back in its hands now.
+                self.return_waiting_orders_of(slot);
+            }
+            // The slot holds its waiting orders until told; they may go now.
             self.launcher.resume(slot);
         }
     }

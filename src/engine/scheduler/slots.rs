@@ -1,6 +1,6 @@
-//! Placing attempts on worker slots: the next queued attempt into each idle slot, one more
-//! waiting behind each running attempt, and taking waiting ones back when a slot runs dry
-//! or the run stops.
+//! Placing attempts on worker slots: the next queued attempt into each idle slot, more
+//! waiting behind each running attempt (as many as the launcher takes), and taking waiting
+//! ones back when a slot runs dry or the run stops.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,8 +17,7 @@ impl<L: Launcher> Scheduler<L> {
             return;
         }
         for i in 0..self.slots.len() {
-            let plan = self.slots[i];
-            if plan.current.is_some() || plan.waiting.is_some() {
+            if !self.slots[i].is_idle() {
                 continue;
             }
             let slot = i + 1;
@@ -38,22 +37,35 @@ impl<L: Launcher> Scheduler<L> {
         }
     }
 
-    /// Queue the next attempt behind each running one, so the slot needs no round trip.
+    /// Queue the next attempts behind each running one, so the slot needs no round trip:
+    /// level by level (every slot's first waiting order, then every slot's second, ...),
+    /// so that tasks still start in about their listed order.
     pub(super) fn queue_behind_running(&mut self) {
-        if self.stopping.is_some() {
+        if self.stopping.is_some() || self.queue.is_empty() {
             return;
         }
-        for i in 0..self.slots.len() {
-            let plan = self.slots[i];
-            if plan.current.is_none() || plan.waiting.is_some() {
-                continue;
+        let depth = self.launcher.depth();
+        let Some(lowest) = self
+            .slots
+            .iter()
+            .filter(|p| p.current.is_some())
+            .map(|p| p.waiting.len())
+            .min()
+        else {
+            return;
+        };
+        for level in lowest..depth {
+            for i in 0..self.slots.len() {
+                if self.slots[i].current.is_none() || self.slots[i].waiting.len() != level {
+                    continue;
+                }
+                let Some((index, attempt)) = self.queue.pop_front() else {
+                    return;
+                };
+                let order = self.order(index, attempt, i + 1);
+                self.slots[i].waiting.push_back(order.key);
+                self.launch(order);
             }
-            let Some((index, attempt)) = self.queue.pop_front() else {
-                return;
-            };
-            let order = self.order(index, attempt, i + 1);
-            self.slots[i].waiting = Some(order.key);
-            self.launch(order);
         }
     }
 
@@ -79,39 +91,52 @@ impl<L: Launcher> Scheduler<L> {
         self.launcher.launch(order);
     }
 
-    /// Retract an order waiting behind another slot's attempt, if one has not started yet.
+    /// Retract an order waiting behind another slot's attempt, if one has not started yet:
+    /// from the slot with the most waiting.
     fn take_back_a_waiting_order(&mut self) -> Option<AttemptOrder> {
-        for i in 0..self.slots.len() {
-            if self.slots[i].waiting.is_none() {
-                continue;
-            }
-            if let Some(order) = self.launcher.retract(i + 1) {
-                self.slots[i].waiting = None;
-                return Some(order);
-            }
+        let mut by_length: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| !self.slots[i].waiting.is_empty())
+            .collect();
+        by_length.sort_by_key(|&i| std::cmp::Reverse(self.slots[i].waiting.len()));
+        by_length.into_iter().find_map(|i| self.retract_from(i + 1))
+    }
+
+    /// Take back the last order waiting on `slot`, if the launcher still has it.
+    fn retract_from(&mut self, slot: usize) -> Option<AttemptOrder> {
+        let order = self.launcher.retract(slot)?;
+        let waiting = &mut self.slots[slot - 1].waiting;
+        if let Some(at) = waiting.iter().rposition(|k| *k == order.key) {
+            waiting.remove(at);
         }
-        None
+        Some(order)
     }
 
     /// Take back every waiting order and put it at the front of the queue.
     pub(super) fn return_waiting_orders(&mut self) {
-        for i in (0..self.slots.len()).rev() {
-            if self.slots[i].waiting.is_none() {
-                continue;
-            }
-            if let Some(order) = self.launcher.retract(i + 1) {
-                self.slots[i].waiting = None;
-                self.queue
-                    .push_front((order.task.seq - 1, order.key.attempt));
-            }
+        for slot in (1..=self.slots.len()).rev() {
+            self.return_waiting_orders_of(slot);
+        }
+    }
+
+    /// Take back the orders waiting on `slot` that the launcher still has, to the front of
+    /// the queue in their order.
+    pub(super) fn return_waiting_orders_of(&mut self, slot: usize) {
+        while !self.slots[slot - 1].waiting.is_empty() {
+            let Some(order) = self.retract_from(slot) else {
+                return;
+            };
+            self.queue
+                .push_front((order.task.seq - 1, order.key.attempt));
         }
     }
 
     /// `key` becomes the attempt of `slot`.
     pub(super) fn make_current(&mut self, slot: usize, key: AttemptKey) {
         let plan = &mut self.slots[slot - 1];
-        if plan.waiting == Some(key) {
-            plan.waiting = None;
+        if plan.waiting.front() == Some(&key) {
+            plan.waiting.pop_front();
+        } else if let Some(at) = plan.waiting.iter().position(|k| *k == key) {
+            plan.waiting.remove(at);
         }
         plan.current = Some(key);
         let task = &self.tasks[key.seq - 1];
@@ -128,9 +153,12 @@ impl<L: Launcher> Scheduler<L> {
 
     /// The slot `key` was handed to, as current or waiting.
     pub(super) fn slot_of(&self, key: AttemptKey) -> Option<usize> {
-        self.slots
+        // Almost always the current attempt or the next one of some slot.
+        let near = self
+            .slots
             .iter()
-            .position(|p| p.current == Some(key) || p.waiting == Some(key))
+            .position(|p| p.current == Some(key) || p.waiting.front() == Some(&key));
+        near.or_else(|| self.slots.iter().position(|p| p.waiting.contains(&key)))
             .map(|i| i + 1)
     }
 }

@@ -1,0 +1,844 @@
+//! One slot's thread: its worker's whole life, in one `poll` loop over the mailbox's
+//! doorbell, the worker's replies, stdout, stderr and pidfd, and (while items wait to be
+//! written) its items pipe.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use nix::sys::signal::Signal;
+
+use super::spawn::{self, Process};
+use super::{DEPTH, Shared, WorkerContext};
+use crate::engine::launcher::{AttemptOrder, LaunchMsg};
+use crate::event::{AttemptRecord, LiveOutput, Outcome, Stream, WorkerChange};
+use crate::monitor::{self, StatFields};
+use crate::output::{Capture, TAIL_BYTES};
+use crate::record::output_path;
+use crate::worker::WorkerProgram;
+use crate::worker::protocol::{self, Reply};
+
+/// A worker holds about this much work ahead of the item it is on.
+pub(super) const AHEAD: Duration = Duration::from_millis(2);
+
+/// How long a worker may take to exit after EOF on its items pipe at the end of a run.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Bytes of a bad reply shown in the error.
+const EXCERPT: usize = 200;
+
+/// Lines, and at most bytes, of stderr kept with a failed item for error reports.
+const STDERR_TAIL_LINES: usize = 20;
+const STDERR_TAIL_BYTES: usize = 4096;
+
+/// An item handed to the worker and not answered yet.
+struct InFlight {
+    order: AttemptOrder,
+    /// Set when it becomes the item the worker is on.
+    head: Option<Head>,
+}
+
+/// The item the worker is on: when it started (as far as poolscope knows) and its output.
+struct Head {
+    at: Duration,
+    captures: [Capture; 2],
+}
+
+/// The slot's worker process and what it holds.
+struct Worker {
+    process: Process,
+    ready: bool,
+    /// Items sent to this worker.
+    sent: u32,
+    in_flight: VecDeque<InFlight>,
+    /// Item lines not yet written to its fd 3.
+    outgoing: Vec<u8>,
+    /// A reply line not yet complete.
+    partial: Vec<u8>,
+    /// It has written to stdout or stderr: feed it one item at a time.
+    printed: bool,
+    /// It broke the protocol: what it did.
+    broken: Option<String>,
+    /// Output read while it was on no item; it goes to its next item.
+    stray: [Vec<u8>; 2],
+    /// The last `/proc/PID/stat` reading, for per-item CPU.
+    last_stat: Option<StatFields>,
+    /// Items it finished.
+    done: u32,
+    /// Asked to exit (EOF on its fd 3), and why.
+    leaving: Option<&'static str>,
+}
+
+struct Slot<'a> {
+    slot: usize,
+    shared: &'a Shared,
+    ctx: &'a WorkerContext,
+    replies: &'a Sender<LaunchMsg>,
+    worker: Option<Worker>,
+    generation: u64,
+    /// After a failed item, hold the mailbox until the scheduler says go.
+    gate_open: bool,
+    /// Average item time, seconds (decaying).
+    item_secs: f64,
+    /// The run is over: kill the worker at this instant if it has not gone.
+    closing_deadline: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+/// The slot thread's body.
+pub(super) fn run(
+    slot: usize,
+    core: Option<usize>,
+    shared: &Shared,
+    ctx: &WorkerContext,
+    replies: &Sender<LaunchMsg>,
+) {
+    if let Some(core) = core {
+        // The worker inherits the spawning thread's affinity.
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(core).is_ok() {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+        }
+    }
+    let mut s = Slot {
+        slot,
+        shared,
+        ctx,
+        replies,
+        worker: None,
+        generation: 0,
+        gate_open: true,
+        item_secs: AHEAD.as_secs_f64(),
+        closing_deadline: None,
+        buf: vec![0u8; 64 * 1024],
+    };
+    s.go();
+}
+
+impl Slot<'_> {
+    fn go(&mut self) {
+        loop {
+            let (closed, has_orders) = {
+                let mut mailbox = self.shared.mailbox();
+                if std::mem::take(&mut mailbox.resume) {
+                    self.gate_open = true;
+                }
+                (mailbox.closed, !mailbox.orders.is_empty())
+            };
+            if closed {
+                if self.worker.is_none() {
+                    return;
+                }
+                if self.closing_deadline.is_none() {
+                    self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
+                    self.ask_to_leave("the run ended");
+                }
+            } else if self.worker.is_none() && self.gate_open && has_orders {
+                self.start_worker();
+                continue;
+            }
+            if !closed {
+                self.feed();
+            }
+            self.write_outgoing();
+            self.wait_and_handle();
+        }
+    }
+
+    /// Start the slot's worker; if it cannot start, its next order fails.
+    fn start_worker(&mut self) {
+        self.generation += 1;
+        match spawn::spawn(self.ctx, self.slot, self.generation) {
+            Ok(process) => {
+                self.send_worker(process.pid, WorkerChange::Started);
+                self.worker = Some(Worker {
+                    process,
+                    ready: false,
+                    sent: 0,
+                    in_flight: VecDeque::new(),
+                    outgoing: Vec::new(),
+                    partial: Vec::new(),
+                    printed: false,
+                    broken: None,
+                    stray: [Vec::new(), Vec::new()],
+                    last_stat: None,
+                    done: 0,
+                    leaving: None,
+                });
+            }
+            Err(e) => {
+                let order = self.shared.mailbox().orders.pop_front();
+                if let Some(order) = order {
+                    let at = self.ctx.run.clock.now();
+                    let record =
+                        AttemptRecord::not_started(order.key, self.slot, at, e.to_string());
+                    self.gate_open = false;
+                    let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+                }
+            }
+        }
+    }
+
+    /// Whether `w` may print while on an item: it has, or it is not built in and has not
+    /// yet shown it is silent.
+    fn may_print(&self, w: &Worker) -> bool {
+        may_print(self.ctx, w)
+    }
+
+    /// Hand waiting orders to a ready worker, up to its window and its item quota.
+    fn feed(&mut self) {
+        if !self.gate_open {
+            return;
+        }
+        let window = match &self.worker {
+            Some(w) if w.ready && w.leaving.is_none() && w.broken.is_none() => {
+                window(self.item_secs, self.may_print(w))
+            }
+            _ => return,
+        };
+        let max = self.ctx.max_tasks;
+        let mut fed = Vec::new();
+        {
+            let Some(w) = &self.worker else { return };
+            let mut room = window.saturating_sub(w.in_flight.len());
+            if max > 0 {
+                room = room.min(max.saturating_sub(w.sent) as usize);
+            }
+            if room > 0 {
+                let mut mailbox = self.shared.mailbox();
+                while fed.len() < room {
+                    match mailbox.orders.pop_front() {
+                        Some(order) => fed.push(order),
+                        None => break,
+                    }
+                }
+            }
+        }
+        let Some(w) = &mut self.worker else { return };
+        for order in fed {
+            let item = order.task.item().unwrap_or("null");
+            protocol::write_item(&mut w.outgoing, order.key.seq as u64, item);
+            w.sent += 1;
+            w.in_flight.push_back(InFlight { order, head: None });
+        }
+        self.start_head();
+        let Some(w) = &mut self.worker else { return };
+        if max > 0 && w.sent >= max && w.in_flight.is_empty() && w.leaving.is_none() {
+            self.ask_to_leave("recycled");
+        }
+    }
+
+    /// If the worker's first item has not been announced as running, announce it.
+    fn start_head(&mut self) {
+        let at = self.ctx.run.clock.now();
+        let Some(w) = &mut self.worker else { return };
+        let pid = w.process.pid;
+        let Some(first) = w.in_flight.front_mut() else {
+            *self
+                .shared
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+            return;
+        };
+        if first.head.is_some() {
+            return;
+        }
+        let key = first.order.key;
+        let mut captures = [
+            Capture::new(
+                &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+                self.ctx.run.output_cap,
+            ),
+            Capture::new(
+                &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+                self.ctx.run.output_cap,
+            ),
+        ];
+        for (capture, stray) in captures.iter_mut().zip(w.stray.iter_mut()) {
+            if !stray.is_empty() {
+                capture.push(stray);
+                stray.clear();
+            }
+        }
+        let output = LiveOutput {
+            stdout: captures[0].tail(),
+            stderr: captures[1].tail(),
+            stdout_path: captures[0].path().to_path_buf(),
+            stderr_path: captures[1].path().to_path_buf(),
+        };
+        first.head = Some(Head { at, captures });
+        *self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((key, pid));
+        let _ = self.replies.send(LaunchMsg::Started {
+            key,
+            pid,
+            at,
+            output,
+        });
+    }
+
+    /// Close the worker's fd 3: it exits once it has answered what it holds.
+    fn ask_to_leave(&mut self, why: &'static str) {
+        if let Some(w) = &mut self.worker
+            && w.leaving.is_none()
+        {
+            w.leaving = Some(why);
+            if w.outgoing.is_empty() {
+                w.process.items = None;
+            }
+        }
+    }
+
+    fn write_outgoing(&mut self) {
+        let Some(w) = &mut self.worker else { return };
+        while !w.outgoing.is_empty() {
+            let Some(fd) = &w.process.items else {
+                w.outgoing.clear();
+                break;
+            };
+            // SAFETY: writes from a valid buffer of the given length to a descriptor we own.
+            let n = unsafe {
+                libc::write(fd.as_raw_fd(), w.outgoing.as_ptr().cast(), w.outgoing.len())
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return,
+                    // The worker closed its fd 3; its exit will be noticed.
+                    _ => {
+                        w.outgoing.clear();
+                        w.process.items = None;
+                        return;
+                    }
+                }
+            }
+            w.outgoing.drain(..n as usize);
+        }
+        if w.leaving.is_some() {
+            w.process.items = None;
+        }
+    }
+
+    /// Block until something happens, then deal with it.
+    fn wait_and_handle(&mut self) {
+        let doorbell = self.shared.doorbell.as_raw_fd();
+        let mut fds = vec![pollfd(doorbell, libc::POLLIN)];
+        if let Some(w) = &self.worker {
+            let p = &w.process;
+            for fd in [&p.replies, &p.output[0], &p.output[1], &p.pidfd]
+                .into_iter()
+                .flatten()
+            {
+                fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
+            }
+            if let (Some(fd), false) = (&p.items, w.outgoing.is_empty()) {
+                fds.push(pollfd(fd.as_raw_fd(), libc::POLLOUT));
+            }
+        }
+        let timeout = self.closing_deadline.map_or(-1, |d| {
+            i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+                .unwrap_or(i32::MAX)
+        });
+        // SAFETY: `fds` is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            return;
+        }
+        if n == 0 {
+            // The worker did not exit in time at the end of the run.
+            if let Some(w) = &self.worker {
+                w.process.signal(Signal::SIGKILL);
+            }
+            self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
+            return;
+        }
+        let ready = |fd: Option<&OwnedFd>| {
+            fd.is_some_and(|fd| fds.iter().any(|p| p.fd == fd.as_raw_fd() && p.revents != 0))
+        };
+        if fds[0].revents != 0 {
+            let mut count = [0u8; 8];
+            // SAFETY: reads 8 bytes into a valid buffer from the eventfd we own.
+            unsafe { libc::read(doorbell, count.as_mut_ptr().cast(), count.len()) };
+        }
+        let Some(w) = &self.worker else { return };
+        let (replies, out, err, pidfd) = (
+            ready(w.process.replies.as_ref()),
+            ready(w.process.output[0].as_ref()),
+            ready(w.process.output[1].as_ref()),
+            ready(w.process.pidfd.as_ref()),
+        );
+        if out {
+            self.read_output(0);
+        }
+        if err {
+            self.read_output(1);
+        }
+        if replies {
+            self.read_replies(false);
+        }
+        if pidfd {
+            self.worker_exited();
+        }
+    }
+
+    /// Read what stream `i` (0 stdout, 1 stderr) has, into the item the worker is on.
+    fn read_output(&mut self, i: usize) {
+        let Some(w) = &mut self.worker else { return };
+        loop {
+            let Some(fd) = &w.process.output[i] else {
+                return;
+            };
+            match read_some(fd, &mut self.buf) {
+                Read::Bytes(n) => {
+                    w.printed = true;
+                    let chunk = &self.buf[..n];
+                    match w.in_flight.front_mut().and_then(|f| f.head.as_mut()) {
+                        Some(head) => head.captures[i].push(chunk),
+                        None => {
+                            let stray = &mut w.stray[i];
+                            if stray.len() < TAIL_BYTES {
+                                stray.extend_from_slice(chunk);
+                            }
+                        }
+                    }
+                }
+                Read::Eof => {
+                    w.process.output[i] = None;
+                    return;
+                }
+                Read::NotNow => return,
+            }
+        }
+    }
+
+    /// Read the replies there are (to the end of the pipe if `to_end`) and act on each.
+    fn read_replies(&mut self, to_end: bool) {
+        loop {
+            let Some(w) = &mut self.worker else { return };
+            if w.broken.is_some() {
+                return;
+            }
+            let Some(fd) = &w.process.replies else { return };
+            match read_some(fd, &mut self.buf) {
+                Read::Bytes(n) => {
+                    let mut data = std::mem::take(&mut w.partial);
+                    data.extend_from_slice(&self.buf[..n]);
+                    let mut start = 0;
+                    while let Some(end) = data[start..].iter().position(|&b| b == b'\n') {
+                        let line = &data[start..start + end];
+                        start += end + 1;
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        if !self.on_reply(line) {
+                            return;
+                        }
+                    }
+                    if let Some(w) = &mut self.worker {
+                        data.drain(..start);
+                        w.partial = data;
+                    }
+                    if !to_end {
+                        return;
+                    }
+                }
+                Read::Eof => {
+                    w.process.replies = None;
+                    if !w.partial.is_empty() && w.broken.is_none() {
+                        let line = std::mem::take(&mut w.partial);
+                        self.on_reply(&line);
+                    }
+                    if let Some(w) = &self.worker
+                        && w.process.pidfd.is_none()
+                    {
+                        self.worker_exited();
+                    }
+                    return;
+                }
+                Read::NotNow => return,
+            }
+        }
+    }
+
+    /// Act on one reply line; false if the worker broke the protocol.
+    fn on_reply(&mut self, line: &[u8]) -> bool {
+        let Some(w) = &mut self.worker else {
+            return false;
+        };
+        match protocol::parse_reply(line) {
+            Ok(Reply::Ready) if !w.ready => {
+                w.ready = true;
+                let pid = w.process.pid;
+                self.send_worker(pid, WorkerChange::Ready);
+                true
+            }
+            Ok(Reply::Ready) => {
+                self.break_protocol("it said {\"ready\": true} twice".to_string(), line)
+            }
+            Ok(Reply::Done { .. }) if !w.ready => self.break_protocol(
+                "it replied before it said {\"ready\": true}".to_string(),
+                line,
+            ),
+            Ok(Reply::Done {
+                id,
+                start_ns,
+                end_ns,
+                result,
+            }) => {
+                let expected = w.in_flight.front().map(|f| f.order.key.seq as u64);
+                if expected != Some(id) {
+                    let why = match expected {
+                        Some(e) => format!("it replied for item {id} while on item {e}"),
+                        None => format!("it replied for item {id}, which it was not given"),
+                    };
+                    return self.break_protocol(why, line);
+                }
+                self.finish_head(start_ns, end_ns, result.map(str::to_string));
+                true
+            }
+            Err(e) => self.break_protocol(e, line),
+        }
+    }
+
+    /// The worker wrote something that is not the protocol: it is broken. Kill it; its
+    /// item fails with what it wrote.
+    fn break_protocol(&mut self, why: String, line: &[u8]) -> bool {
+        if let Some(w) = &mut self.worker {
+            w.broken = Some(format!(
+                "the worker broke the protocol: {why}; on fd 4 it wrote `{}`",
+                protocol::excerpt(line, EXCERPT)
+            ));
+            w.process.signal(Signal::SIGKILL);
+        }
+        false
+    }
+
+    /// The worker answered its current item.
+    fn finish_head(
+        &mut self,
+        start_ns: Option<u64>,
+        end_ns: Option<u64>,
+        result: Result<String, String>,
+    ) {
+        // What it printed for the item is in the pipes before its reply.
+        self.read_output(0);
+        self.read_output(1);
+        let now = self.ctx.run.clock.now();
+        let origin = self.ctx.origin_ns;
+        let Some(w) = &mut self.worker else { return };
+        let Some(item) = w.in_flight.pop_front() else {
+            return;
+        };
+        let head_at = item.head.as_ref().map_or(now, |h| h.at);
+        let offset = |ns: u64| Duration::from_nanos(ns.saturating_sub(origin));
+        let ended = end_ns.map(offset).filter(|e| *e <= now).unwrap_or(now);
+        let started = start_ns
+            .map(offset)
+            .filter(|s| *s <= ended)
+            .unwrap_or(head_at.min(ended));
+        let wall = ended.saturating_sub(started);
+        self.item_secs = 0.7 * self.item_secs + 0.3 * wall.as_secs_f64();
+        let window = window(self.item_secs, may_print(self.ctx, w));
+        self.shared.wants.store(
+            window.saturating_sub(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let failed = result.is_err();
+        let (user, system, cores, rss) = if wall >= Duration::from_millis(1) || failed {
+            usage_since(w)
+        } else {
+            (Duration::ZERO, Duration::ZERO, Vec::new(), 0)
+        };
+        w.done += 1;
+        let (outcome, value) = match result {
+            Ok(json) => (
+                Outcome::Exited { code: 0 },
+                serde_json::value::RawValue::from_string(json).ok(),
+            ),
+            Err(error) => (Outcome::Error { error }, None),
+        };
+        let record = self.record(
+            item,
+            started,
+            ended,
+            outcome,
+            value,
+            (user, system, cores, rss),
+        );
+        if failed {
+            self.gate_open = false;
+        }
+        let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+        self.start_head();
+        if let Some(w) = &self.worker
+            && self.ctx.max_tasks > 0
+            && w.sent >= self.ctx.max_tasks
+            && w.in_flight.is_empty()
+        {
+            self.ask_to_leave("recycled");
+        }
+    }
+
+    /// The record of a finished item.
+    fn record(
+        &self,
+        item: InFlight,
+        started: Duration,
+        ended: Duration,
+        outcome: Outcome,
+        result: Option<Box<serde_json::value::RawValue>>,
+        usage: (Duration, Duration, Vec<usize>, u64),
+    ) -> AttemptRecord {
+        let (user, system, cores, max_rss) = usage;
+        let key = item.order.key;
+        let pid = self.worker.as_ref().map_or(0, |w| w.process.pid);
+        let captures = match item.head {
+            Some(head) => head.captures,
+            None => [
+                Capture::new(
+                    &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+                    self.ctx.run.output_cap,
+                ),
+                Capture::new(
+                    &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+                    self.ctx.run.output_cap,
+                ),
+            ],
+        };
+        let [stdout, mut stderr] = captures;
+        if let Outcome::Error { error } = &outcome {
+            stderr.push(error.as_bytes());
+            if !error.ends_with('\n') {
+                stderr.push(b"\n");
+            }
+        }
+        let stderr_tail = if outcome.is_success() {
+            String::new()
+        } else {
+            stderr
+                .tail()
+                .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES)
+        };
+        AttemptRecord {
+            key,
+            slot: self.slot,
+            pid,
+            started,
+            ended,
+            signal: match outcome {
+                Outcome::Signaled { signal } => Some(signal),
+                _ => None,
+            },
+            outcome,
+            user,
+            system,
+            max_rss,
+            stdout_bytes: stdout.finish(),
+            stderr_bytes: stderr.finish(),
+            stderr_tail,
+            cores,
+            leftovers_killed: false,
+            is_final: false,
+            result,
+        }
+    }
+
+    /// The worker's process ended: answer what it answered, fail the item it was on, put
+    /// the items it never started back in the mailbox.
+    fn worker_exited(&mut self) {
+        self.read_replies(true);
+        self.read_output(0);
+        self.read_output(1);
+        let Some(mut w) = self.worker.take() else {
+            return;
+        };
+        let status = w.process.reap();
+        let at = self.ctx.run.clock.now();
+        let outcome = match status {
+            Ok(s) if libc::WIFEXITED(s) => Outcome::Exited {
+                code: libc::WEXITSTATUS(s),
+            },
+            Ok(s) if libc::WIFSIGNALED(s) => Outcome::Signaled {
+                signal: libc::WTERMSIG(s),
+            },
+            Ok(s) => Outcome::Exited { code: s },
+            Err(e) => Outcome::Error {
+                error: format!("lost track of the worker: {e}"),
+            },
+        };
+        let pid = w.process.pid;
+        let head = w.in_flight.pop_front();
+        let unstarted: Vec<AttemptOrder> = w.in_flight.drain(..).map(|f| f.order).collect();
+        if !unstarted.is_empty() {
+            let mut mailbox = self.shared.mailbox();
+            for order in unstarted.into_iter().rev() {
+                mailbox.orders.push_front(order);
+            }
+        }
+        *self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        let why = if let Some(broken) = &w.broken {
+            broken.clone()
+        } else if let Some(item) = &head {
+            format!("died on task {}", item.order.key.seq)
+        } else if let Some(leaving) = w.leaving {
+            match leaving {
+                "recycled" => format!("recycled after {} items", w.done),
+                other => other.to_string(),
+            }
+        } else if !w.ready {
+            "exited before it was ready".to_string()
+        } else {
+            "exited between items".to_string()
+        };
+        // What fails: the item it was on, or (if it never got ready) the next order.
+        let victim = match head {
+            Some(item) => Some(item),
+            None if !w.ready && self.closing_deadline.is_none() => self
+                .shared
+                .mailbox()
+                .orders
+                .pop_front()
+                .map(|order| InFlight { order, head: None }),
+            None => None,
+        };
+        if let Some(mut item) = victim {
+            if item.head.is_none() {
+                // It never ran: the worker's start-up output is its output.
+                let key = item.order.key;
+                let mut captures = [
+                    Capture::new(
+                        &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+                        self.ctx.run.output_cap,
+                    ),
+                    Capture::new(
+                        &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+                        self.ctx.run.output_cap,
+                    ),
+                ];
+                for (capture, stray) in captures.iter_mut().zip(&w.stray) {
+                    capture.push(stray);
+                }
+                item.head = Some(Head { at, captures });
+            }
+            let item_outcome = match (&w.broken, &outcome) {
+                (Some(broken), _) => Outcome::Error {
+                    error: broken.clone(),
+                },
+                (None, Outcome::Exited { code: 0 }) => Outcome::Error {
+                    error: if w.ready {
+                        "the worker exited without answering the item (exit 0)".to_string()
+                    } else {
+                        "the worker exited before it said it was ready (exit 0)".to_string()
+                    },
+                },
+                (None, other) => other.clone(),
+            };
+            let started = item.head.as_ref().map_or(at, |h| h.at);
+            let usage = usage_since(&mut w);
+            self.worker = Some(w);
+            let record = self.record(item, started, at, item_outcome, None, usage);
+            self.worker = None;
+            self.gate_open = false;
+            let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+        }
+        self.send_worker(pid, WorkerChange::Exited { outcome, why });
+        if self.closing_deadline.is_some() {
+            self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
+        }
+    }
+
+    fn send_worker(&self, pid: u32, change: WorkerChange) {
+        let _ = self.replies.send(LaunchMsg::Worker {
+            slot: self.slot,
+            pid,
+            at: self.ctx.run.clock.now(),
+            change,
+        });
+    }
+}
+
+/// A worker that is not built in gets one item at a time until it has answered this many
+/// without printing, so that a worker that prints as it works is caught before it holds
+/// several items.
+const SILENT_BEFORE_PREFETCH: u32 = 8;
+
+/// Whether `w` may print while on an item: it has, or it is not built in and has not yet
+/// shown it is silent.
+fn may_print(ctx: &WorkerContext, w: &Worker) -> bool {
+    let builtin = matches!(ctx.spec.program, WorkerProgram::Builtin(_));
+    w.printed || (!builtin && w.done < SILENT_BEFORE_PREFETCH)
+}
+
+/// How many items a worker should hold, counting the one it is on, given its average item
+/// time and whether it may print.
+fn window(item_secs: f64, may_print: bool) -> usize {
+    if may_print {
+        return 1;
+    }
+    let ahead = (AHEAD.as_secs_f64() / item_secs.max(1e-7)).ceil() as usize;
+    ahead.clamp(2, DEPTH + 1)
+}
+
+/// CPU the worker used since the last reading (user, system), the core it is on, its RSS.
+fn usage_since(w: &mut Worker) -> (Duration, Duration, Vec<usize>, u64) {
+    let Some(now) = monitor::stat(w.process.pid) else {
+        return (Duration::ZERO, Duration::ZERO, Vec::new(), 0);
+    };
+    let (cpu0, sys0) = w
+        .last_stat
+        .map_or((0, 0), |s| (s.cpu_ticks, s.system_ticks));
+    w.last_stat = Some(now);
+    let ticks = monitor::clock_ticks();
+    let secs = |t: u64| Duration::from_secs_f64(t as f64 / ticks);
+    let system = now.system_ticks.saturating_sub(sys0);
+    let user = now.cpu_ticks.saturating_sub(cpu0).saturating_sub(system);
+    (
+        secs(user),
+        secs(system),
+        vec![now.core],
+        now.rss_pages * monitor::page_size(),
+    )
+}
+
+enum Read {
+    Bytes(usize),
+    Eof,
+    NotNow,
+}
+
+fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Read {
+    loop {
+        // SAFETY: reads into a valid buffer of the given length from a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            return Read::Bytes(n as usize);
+        }
+        if n == 0 {
+            return Read::Eof;
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Read::NotNow,
+            _ => return Read::Eof,
+        }
+    }
+}
+
+fn pollfd(fd: i32, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
