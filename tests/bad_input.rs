@@ -107,3 +107,62 @@ fn unwritable_run_directory() {
     ]));
     assert!(line.contains("cannot create the run directory"), "{line}");
 }
+
+#[test]
+fn worker_mistakes_are_located() {
+    let cases: [(&str, &str, &str); 5] = [
+        (
+            "[worker]\nbuiltin = \"nop\"\n[each]\nrange = [1, 3]\n",
+            "poolscope.toml:2:",
+            "noop, sleep, primes, spin",
+        ),
+        (
+            "[worker]\nbuiltin = \"noop\"\npython = \"w.py:f\"\n[each]\nrange = [1, 3]\n",
+            "poolscope.toml:1:",
+            "exactly one of",
+        ),
+        (
+            "[worker]\npython = \"missing.py:f\"\n[each]\nrange = [1, 3]\n",
+            "poolscope.toml:2:",
+            "not a file",
+        ),
+        (
+            "[worker]\nbuiltin = \"noop\"\n\n[[task]]\ncmd = [\"true\"]\n",
+            "poolscope.toml:4:",
+            "list the items in [each]",
+        ),
+        (
+            "[worker]\nbuiltin = \"noop\"\ninit = \"w.py:setup\"\n[each]\nrange = [1, 3]\n",
+            "poolscope.toml:3:",
+            "for Python workers",
+        ),
+    ];
+    for (manifest, at, hint) in cases {
+        let dir = task_dir(manifest);
+        let line = one_error_line(&run(&["run", dir.path().to_str().expect("utf8")]));
+        assert!(
+            line.contains(at) && line.contains(hint),
+            "{manifest}\n→ {line}"
+        );
+    }
+}
+
+#[test]
+fn a_python_worker_that_cannot_load_fails_its_items_with_the_reason() {
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\npython = \"w.py:f\"\n[each]\nrange = [1, 2]\n");
+    std::fs::write(dir.path().join("w.py"), "import no_such_module\n").expect("write");
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "tasks failed, poolscope did not: {}",
+        stderr(&o)
+    );
+    let s = summary(&out);
+    let t = task(&s, 1);
+    assert_eq!(t["exit_code"], 1);
+    let tail = t["stderr_tail"].as_str().expect("stderr");
+    assert!(tail.contains("No module named 'no_such_module'"), "{tail}");
+}

@@ -121,3 +121,46 @@ fn failures_reports_each_failure_and_completes() {
     let err = std::fs::read_to_string(out_dir.path().join("outputs/5.err")).expect("err");
     assert!(err.contains("No such file or directory"), "{err}");
 }
+
+#[test]
+fn python_pool_reports_the_four_items_that_raise() {
+    let out_dir = tempfile::tempdir().expect("tmp");
+    let o = run_into(&example("python-pool"), out_dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(out_dir.path());
+    assert_eq!(s["totals"]["ok"], 196);
+    assert_eq!(s["totals"]["failed"], 4);
+    for seq in [47, 94, 141, 188] {
+        let t = task(&s, seq);
+        let error = t["error"].as_str().expect("error");
+        assert!(
+            error.contains("ValueError: item") && error.contains("Traceback"),
+            "{error}"
+        );
+    }
+    assert_eq!(task(&s, 1)["result"]["item"], 1);
+    let workers = s["workers"].as_array().expect("workers").len() as u64;
+    assert_eq!(
+        workers,
+        s["config"]["workers"].as_u64().expect("workers"),
+        "no worker was lost"
+    );
+}
+
+#[test]
+fn oom_victim_finishes_with_one_killed_item() {
+    let out_dir = tempfile::tempdir().expect("tmp");
+    let o = run_into(&example("oom-victim"), out_dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(out_dir.path());
+    assert_eq!(s["totals"]["ok"], 19);
+    let t = task(&s, 13);
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["signal"], 9);
+    assert_eq!(task(&s, 12)["result"], 144);
+    assert!(
+        stdout(&o).contains("#13 13: signal 9 (SIGKILL)"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,0 +1,340 @@
+//! Persistent workers (DESIGN §3) with real worker processes: Python through the adapter,
+//! poolscope's own kernels, and a hand-written protocol worker.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// A task directory with `manifest` and a `work.py` holding `python`.
+fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {
+    let dir = task_dir(manifest);
+    fs::write(dir.path().join("work.py"), python).expect("write work.py");
+    dir
+}
+
+/// `results.jsonl` of a run, one JSON value per line.
+fn results(run_dir: &Path) -> Vec<Value> {
+    fs::read_to_string(run_dir.join("results.jsonl"))
+        .expect("results.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a results line is JSON"))
+        .collect()
+}
+
+/// Distinct worker PIDs the summary lists.
+fn worker_pids(summary: &Value) -> BTreeSet<u64> {
+    summary["workers"]
+        .as_array()
+        .expect("workers listed")
+        .iter()
+        .map(|w| w["pid"].as_u64().expect("pid"))
+        .collect()
+}
+
+#[test]
+fn results_come_back_in_task_order() {
+    let dir = python_dir(
+        "[pool]\nworkers = 3\n[worker]\npython = \"work.py:square\"\n[each]\nrange = [1, 60]\n",
+        "import time\ndef square(x):\n    time.sleep(0.001 * (x % 4))\n    return {'x': x, 'sq': x * x}\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    let tasks = s["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 60);
+    for (i, t) in tasks.iter().enumerate() {
+        let n = i as u64 + 1;
+        assert_eq!(t["seq"], n);
+        assert_eq!(t["result"]["x"], n, "task {n} holds its own item's result");
+        assert_eq!(t["result"]["sq"], n * n);
+    }
+    // results.jsonl: every task exactly once, as the replies arrived, with its own value.
+    let lines = results(&out);
+    assert_eq!(lines.len(), 60);
+    let seen: BTreeSet<u64> = lines
+        .iter()
+        .map(|l| {
+            let n = l["task"].as_u64().expect("task");
+            assert_eq!(l["ok"]["sq"], n * n);
+            n
+        })
+        .collect();
+    assert_eq!(seen, (1..=60).collect());
+    // Three slots, three workers, each stable for the whole run.
+    assert_eq!(worker_pids(&s).len(), 3);
+}
+
+#[test]
+fn exceptions_arrive_with_their_traceback() {
+    let dir = python_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 10]\n",
+        "def helper(x):\n    raise KeyError(f'no entry for {x}')\n\ndef f(x):\n    if x in (4, 9):\n        helper(x)\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "failed tasks exit 1");
+    let s = summary(&out);
+    for seq in [4, 9] {
+        let t = task(&s, seq);
+        assert_eq!(t["status"], "failed");
+        let error = t["error"].as_str().expect("error text");
+        assert!(
+            error.starts_with("Traceback (most recent call last)"),
+            "{error}"
+        );
+        assert!(error.contains("in helper"), "the whole stack: {error}");
+        assert!(
+            error.contains(&format!("KeyError: 'no entry for {seq}'")),
+            "{error}"
+        );
+        let saved = fs::read_to_string(out.join(format!("outputs/{seq}.err"))).expect(".err");
+        assert!(
+            saved.contains("KeyError"),
+            "the traceback is the task's stderr"
+        );
+    }
+    assert_eq!(s["totals"]["ok"], 8);
+    assert!(
+        stderr(&o).contains("KeyError: 'no entry for 4'"),
+        "{}",
+        stderr(&o)
+    );
+    let errors: Vec<u64> = results(&out)
+        .iter()
+        .filter(|l| l.get("error").is_some())
+        .map(|l| l["task"].as_u64().expect("task"))
+        .collect();
+    assert_eq!(errors.len(), 2);
+}
+
+#[test]
+fn a_worker_killed_mid_task_fails_that_task_only() {
+    // Item 5 writes its worker's PID and waits; the test kills that worker with SIGKILL.
+    let dir = python_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 12]\n",
+        "import os, time\ndef f(x):\n    if x == 5:\n        with open('victim.tmp', 'w') as w:\n            w.write(str(os.getpid()))\n        os.rename('victim.tmp', 'victim')\n        time.sleep(60)\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let mut child = spawn_run(dir.path(), &out);
+    let victim = dir.path().join("victim");
+    assert!(wait_for(Duration::from_secs(30), || victim.exists()));
+    let pid: u32 = fs::read_to_string(&victim)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    signal(pid, libc::SIGKILL);
+    let status = child.wait().expect("poolscope ends");
+    assert_eq!(status.code(), Some(1));
+    let s = summary(&out);
+    let t = task(&s, 5);
+    assert_eq!(t["status"], "failed");
+    assert_eq!(t["signal"], 9);
+    assert_eq!(t["pid"], pid);
+    assert_eq!(s["totals"]["ok"], 11, "every other task ran");
+    let killed = s["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .find(|w| w["pid"] == pid)
+        .expect("the killed worker is listed");
+    let exit = killed["exit"].as_str().expect("why it left");
+    assert!(
+        exit.contains("died on task 5") && exit.contains("SIGKILL"),
+        "{exit}"
+    );
+    assert!(worker_pids(&s).len() >= 3, "the dead worker was replaced");
+}
+
+#[test]
+fn a_killed_item_is_retried_on_a_new_worker() {
+    // The first attempt of item 3 kills its own worker; the retry runs on its replacement.
+    let dir = python_dir(
+        "[pool]\nworkers = 1\nretries = 1\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 5]\n",
+        "import os, signal\ndef f(x):\n    if x == 3 and not os.path.exists('tried'):\n        open('tried', 'w').close()\n        os.kill(os.getpid(), signal.SIGKILL)\n    return os.getpid()\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    let t = task(&s, 3);
+    assert_eq!(t["status"], "ok");
+    assert_eq!(t["attempts"], 2);
+    let first_worker = task(&s, 1)["result"].as_u64().expect("pid");
+    let retry_worker = t["result"].as_u64().expect("pid");
+    assert_ne!(
+        first_worker, retry_worker,
+        "the retry ran on the new worker"
+    );
+    assert_eq!(worker_pids(&s).len(), 2);
+}
+
+#[test]
+fn max_tasks_per_worker_recycles_workers() {
+    let dir = python_dir(
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:pid\"\nmax_tasks_per_worker = 3\n[each]\nrange = [1, 10]\n",
+        "import os\ndef pid(x):\n    return os.getpid()\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    let pids: Vec<u64> = (1..=10)
+        .map(|seq| task(&s, seq)["result"].as_u64().expect("a pid"))
+        .collect();
+    let distinct: BTreeSet<u64> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 4, "10 tasks, 3 per worker: {pids:?}");
+    for chunk in pids.chunks(3) {
+        assert!(chunk.iter().all(|p| *p == chunk[0]), "{pids:?}");
+    }
+    assert_eq!(
+        worker_pids(&s),
+        distinct,
+        "the summary lists the same workers"
+    );
+    let recycled = s["workers"].as_array().expect("workers")[0]["exit"]
+        .as_str()
+        .expect("exit")
+        .to_string();
+    assert!(recycled.contains("recycled after 3 items"), "{recycled}");
+}
+
+#[test]
+fn init_runs_once_per_worker() {
+    let dir = python_dir(
+        "[pool]\nworkers = 2\nmax_tasks_per_worker = 5\n[worker]\npython = \"work.py:f\"\ninit = \"work.py:setup\"\n[each]\nrange = [1, 20]\n",
+        "import os\nREADY = False\ndef setup():\n    global READY\n    with open('inits', 'a') as log:\n        log.write(f'{os.getpid()}\\n')\n    READY = True\ndef f(x):\n    assert READY\n    return os.getpid()\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let inits: Vec<u64> = fs::read_to_string(dir.path().join("inits"))
+        .expect("inits")
+        .lines()
+        .map(|l| l.parse().expect("pid"))
+        .collect();
+    let s = summary(&out);
+    let workers = worker_pids(&s);
+    assert_eq!(inits.len(), workers.len(), "one init per worker: {inits:?}");
+    assert_eq!(inits.iter().copied().collect::<BTreeSet<_>>(), workers);
+    assert!(workers.len() >= 4, "20 items, 5 per worker");
+}
+
+#[test]
+fn a_worker_printing_does_not_disturb_the_protocol() {
+    // Prints that look like protocol lines, to both streams, unflushed and flushed.
+    let dir = python_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 30]\n",
+        "import sys\ndef f(x):\n    print(f'item {x} says hello')\n    print('{\"id\": 999, \"ok\": \"forged\"}')\n    print(f'warning from {x}', file=sys.stderr)\n    return x + 1000\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    for seq in 1..=30u64 {
+        let t = task(&s, seq as usize);
+        assert_eq!(t["result"], seq + 1000);
+        let printed = fs::read_to_string(out.join(format!("outputs/{seq}.out"))).expect(".out");
+        assert_eq!(
+            printed,
+            format!("item {seq} says hello\n{{\"id\": 999, \"ok\": \"forged\"}}\n"),
+            "task {seq}'s stdout is its own"
+        );
+        let warned = fs::read_to_string(out.join(format!("outputs/{seq}.err"))).expect(".err");
+        assert_eq!(warned, format!("warning from {seq}\n"));
+    }
+}
+
+#[test]
+fn garbage_on_fd_4_marks_the_worker_broken() {
+    // A hand-written worker that answers item 2 with garbage.
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, 4]\n");
+    script(
+        &dir.path().join("worker"),
+        "#!/usr/bin/env python3\nimport json, os\nitems = os.fdopen(3)\nout = os.fdopen(4, 'w')\nout.write('{\"ready\": true}\\n'); out.flush()\nfor line in items:\n    item = json.loads(line)\n    if item['input'] == 2:\n        out.write('Segmentation fault (core dumped) ' + 'x' * 500 + '\\n')\n    else:\n        out.write(json.dumps({'id': item['id'], 'ok': os.getpid()}) + '\\n')\n    out.flush()\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&out);
+    let t = task(&s, 2);
+    assert_eq!(t["status"], "failed");
+    let error = t["error"].as_str().expect("error");
+    assert!(error.contains("broke the protocol"), "{error}");
+    assert!(
+        error.contains("Segmentation fault (core dumped) xxx"),
+        "shows the bytes: {error}"
+    );
+    assert!(
+        error.len() < 600,
+        "the bytes are cut short: {} bytes",
+        error.len()
+    );
+    assert_eq!(s["totals"]["ok"], 3, "the other items ran on a new worker");
+    assert_ne!(
+        task(&s, 1)["result"],
+        task(&s, 3)["result"],
+        "replaced: new PID"
+    );
+}
+
+#[test]
+fn a_worker_past_its_timeout_is_replaced_and_the_item_times_out() {
+    let dir = python_dir(
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:f\"\ntimeout = \"500ms\"\n[each]\nrange = [1, 4]\n",
+        "import time\ndef f(x):\n    if x == 2:\n        time.sleep(60)\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let s = summary(&out);
+    assert_eq!(task(&s, 2)["status"], "timed_out");
+    assert_eq!(s["totals"]["ok"], 3);
+    assert_eq!(worker_pids(&s).len(), 2);
+}
+
+#[test]
+fn builtin_kernels_answer_their_items() {
+    let dir = task_dir(
+        "[pool]\nworkers = 2\n[worker]\nbuiltin = \"primes\"\n[each]\ninputs = [\"100\", \"280000\", \"ten\"]\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(task(&s, 1)["result"], 25);
+    assert_eq!(task(&s, 2)["result"], 24432);
+    let error = task(&s, 3)["error"].as_str().expect("error");
+    assert!(error.contains("primes"), "{error}");
+}
+
+#[test]
+fn tiny_tasks_all_reach_the_records() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let run_dir = out.path().join("run");
+    let o = run_into(&example("tiny-tasks"), &run_dir, &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&run_dir);
+    assert_eq!(s["totals"]["ok"], 100_000);
+    assert_eq!(joblog(&run_dir).len(), 100_000);
+    assert_eq!(results(&run_dir).len(), 100_000);
+    let trace: Value =
+        serde_json::from_str(&fs::read_to_string(run_dir.join("trace.json")).expect("trace.json"))
+            .expect("trace is JSON");
+    let bars = trace["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["ph"] == "X")
+        .count();
+    assert_eq!(bars, 100_000, "every item is on the timeline");
+    assert_eq!(worker_pids(&s).len(), 2, "two workers did it all");
+}
