@@ -28,7 +28,6 @@ fn events(n: usize) -> Vec<Event> {
             .map(|seq| TaskInfo {
                 seq,
                 name: format!("task-{seq}"),
-                command: "true".into(),
             })
             .collect(),
     }))];

@@ -24,7 +24,6 @@ pub struct AttemptKey {
 pub struct TaskInfo {
     pub seq: usize,
     pub name: String,
-    pub command: String,
 }
 
 /// What a run is, sent once at its start.
@@ -214,9 +213,6 @@ pub struct SlotLoad {
 pub struct LiveOutput {
     pub stdout: Arc<Tail>,
     pub stderr: Arc<Tail>,
-    /// Where the attempt's output is saved.
-    pub stdout_path: PathBuf,
-    pub stderr_path: PathBuf,
 }
 
 /// A change in the life of a persistent worker (DESIGN §3).

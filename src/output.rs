@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::event::{AttemptKey, Stream};
+
 /// Bytes of each stream kept in memory per attempt.
 pub const TAIL_BYTES: usize = 64 * 1024;
 
@@ -77,9 +79,21 @@ impl Tail {
 pub struct Capture {
     tail: Arc<Tail>,
     file: FileState,
-    path: PathBuf,
+    place: Place,
     written: u64,
     cap: u64,
+}
+
+/// Where a capture's file goes, worked out when the first byte arrives (most tasks of a
+/// large run print nothing, and then no path is ever built).
+#[derive(Debug)]
+enum Place {
+    Path(PathBuf),
+    Output {
+        run_dir: Arc<Path>,
+        key: AttemptKey,
+        stream: Stream,
+    },
 }
 
 #[derive(Debug)]
@@ -93,10 +107,27 @@ enum FileState {
 impl Capture {
     /// Capture into the file at `path`, created on the first byte.
     pub fn new(path: &Path, cap: u64) -> Self {
+        Self::to(Place::Path(path.to_path_buf()), cap)
+    }
+
+    /// Capture `stream` of attempt `key` into its file under `run_dir` (see
+    /// [`crate::record::output_path`]), created on the first byte.
+    pub fn of_attempt(run_dir: &Arc<Path>, key: AttemptKey, stream: Stream, cap: u64) -> Self {
+        Self::to(
+            Place::Output {
+                run_dir: Arc::clone(run_dir),
+                key,
+                stream,
+            },
+            cap,
+        )
+    }
+
+    fn to(place: Place, cap: u64) -> Self {
         Capture {
             tail: Arc::new(Tail::default()),
             file: FileState::NotYet,
-            path: path.to_path_buf(),
+            place,
             written: 0,
             cap,
         }
@@ -106,8 +137,16 @@ impl Capture {
         Arc::clone(&self.tail)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file the output goes to.
+    pub fn path(&self) -> PathBuf {
+        match &self.place {
+            Place::Path(path) => path.clone(),
+            Place::Output {
+                run_dir,
+                key,
+                stream,
+            } => crate::record::output_path(run_dir, *key, *stream),
+        }
     }
 
     /// Record a chunk the task wrote.
@@ -119,7 +158,7 @@ impl Capture {
             return;
         }
         if let FileState::NotYet = self.file {
-            self.file = File::create(&self.path).map_or(FileState::Failed, FileState::Open);
+            self.file = File::create(self.path()).map_or(FileState::Failed, FileState::Open);
         }
         if let FileState::Open(file) = &mut self.file
             && file.write_all(keep).is_err()

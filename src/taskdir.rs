@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use toml::Spanned;
@@ -30,8 +31,8 @@ pub struct TaskDir {
     /// What `[pool]` says.
     #[serde(skip)]
     pub pool: PoolSettings,
-    /// The tasks, numbered from 1 in listed order.
-    pub tasks: Vec<Task>,
+    /// The tasks, numbered from 1 in listed order (shared with the runs of the directory).
+    pub tasks: Vec<Arc<Task>>,
     /// Files that are not tasks, with the reason.
     pub ignored: Vec<Ignored>,
     /// Things worth knowing that are not errors (an `[each]` glob that matched nothing).
@@ -257,7 +258,7 @@ fn push_task(
         }
         other => other,
     };
-    dir.tasks.push(Task {
+    dir.tasks.push(Arc::new(Task {
         seq: dir.tasks.len() + 1,
         name,
         program,
@@ -269,7 +270,7 @@ fn push_task(
             .collect(),
         cwd,
         timeout: keys.timeout.map(|d| d.0),
-    });
+    }));
     Ok(())
 }
 
@@ -407,7 +408,7 @@ fn expand_items(
     };
     let timeout = table.timeout.or(worker_timeout).map(|d| d.0);
     for (input, json) in items {
-        dir.tasks.push(Task {
+        dir.tasks.push(Arc::new(Task {
             seq: dir.tasks.len() + 1,
             name: input.clone(),
             program: Program::Item(json),
@@ -415,7 +416,7 @@ fn expand_items(
             env: Vec::new(),
             cwd: dir.root.clone(),
             timeout,
-        });
+        }));
     }
     Ok(())
 }
@@ -522,7 +523,7 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         match classify(&path, &name) {
-            Ok(argv) => dir.tasks.push(Task {
+            Ok(argv) => dir.tasks.push(Arc::new(Task {
                 seq: dir.tasks.len() + 1,
                 name,
                 program: Program::Literal(argv),
@@ -530,7 +531,7 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
                 env: Vec::new(),
                 cwd: root.clone(),
                 timeout: None,
-            }),
+            })),
             Err(reason) => dir.ignored.push(Ignored { name, reason }),
         }
     }

@@ -10,7 +10,8 @@ use crate::state::RunState;
 
 pub enum Progress {
     Bar(ProgressBar),
-    Lines,
+    /// Lines gathered while events arrive back to back, written when the run is idle.
+    Lines(std::io::BufWriter<std::io::Stderr>),
     Quiet,
 }
 
@@ -29,7 +30,10 @@ impl Progress {
         } else if json {
             Progress::Quiet
         } else {
-            Progress::Lines
+            Progress::Lines(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stderr(),
+            ))
         }
     }
 
@@ -54,20 +58,35 @@ impl Progress {
                     c.ok, c.failed, c.timed_out, c.running
                 ));
             }
-            (Progress::Lines, Event::AttemptFinished(record)) => {
+            (Progress::Lines(out), Event::AttemptFinished(record)) => {
                 let total = state.tasks.len();
                 let done = state.counts().done();
                 let line = line(record, state, done, total);
-                let _ = writeln!(std::io::stderr(), "{line}");
+                let _ = writeln!(out, "{line}");
+            }
+            (Progress::Lines(out), Event::RecordProblem(problem)) => {
+                let _ = out.flush();
+                super::report::warn(problem)
             }
             (_, Event::RecordProblem(problem)) => super::report::warn(problem),
             _ => {}
         }
     }
 
+    /// No event is waiting: show what was gathered.
+    pub fn idle(&mut self) {
+        if let Progress::Lines(out) = self {
+            let _ = out.flush();
+        }
+    }
+
     pub fn finish(&mut self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish_and_clear();
+        match self {
+            Progress::Bar(bar) => bar.finish_and_clear(),
+            Progress::Lines(out) => {
+                let _ = out.flush();
+            }
+            Progress::Quiet => {}
         }
     }
 }

@@ -105,10 +105,7 @@ pub fn summary_text(state: &RunState, summary: &Summary) -> String {
     if !failures.is_empty() {
         line!(out, "failures:");
         for f in failures {
-            let name = summary
-                .tasks
-                .get(f.key.seq - 1)
-                .map_or("", |t| t.name.as_str());
+            let name = state.task_name(f.key.seq);
             let last = f.stderr_tail.lines().last().unwrap_or("(no stderr)");
             line!(
                 out,

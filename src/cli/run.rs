@@ -47,7 +47,17 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     install_interrupt(handle.controller(), Arc::clone(&signals));
     let mut state = RunState::new();
     let mut progress = Progress::new(std::io::stderr().is_terminal(), args.json);
-    for event in handle.events.iter() {
+    loop {
+        let event = match handle.events.try_recv() {
+            Ok(event) => event,
+            Err(_) => {
+                progress.idle();
+                match handle.events.recv() {
+                    Ok(event) => event,
+                    Err(_) => break,
+                }
+            }
+        };
         state.apply(&event);
         progress.on_event(&event, &state);
         if matches!(event, Event::RunFinished { .. }) {
@@ -55,9 +65,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         }
     }
     progress.finish();
-    handle.join();
-    let tasks: Vec<_> = dir.tasks.iter().cloned().map(Arc::new).collect();
-    let summary = Summary::of(&state, &tasks);
+    // Not joined: after `RunFinished` the run's thread has written every record and only
+    // frees memory, which the process's exit does faster.
+    drop(handle);
+    // Per-task entries only where they are printed: a run may have many tasks.
+    let tasks: &[Arc<crate::task::Task>] = if args.json { &dir.tasks } else { &[] };
+    let summary = Summary::of(&state, tasks);
     if args.json {
         match serde_json::to_string_pretty(&summary) {
             Ok(json) => report::print(&format!("{json}\n")),
@@ -66,7 +79,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     } else {
         report::print(&report::summary_text(&state, &summary));
     }
-    Ok(exit_code(&summary, signals.load(Ordering::SeqCst) > 0))
+    let code = exit_code(&summary, signals.load(Ordering::SeqCst) > 0);
+    // The process exits next; freeing a large run's model one record at a time would only
+    // delay that.
+    std::mem::forget((state, summary, dir));
+    Ok(code)
 }
 
 fn exit_code(summary: &Summary, interrupted: bool) -> u8 {

@@ -155,7 +155,7 @@ pub fn start(
     } else {
         Default::default()
     };
-    let tasks: Arc<Vec<Arc<Task>>> = Arc::new(dir.tasks.iter().cloned().map(Arc::new).collect());
+    let tasks: Arc<Vec<Arc<Task>>> = Arc::new(dir.tasks.clone());
     let recorder =
         Recorder::open(&run_dir, Arc::clone(&tasks)).map_err(|source| RunError::RunDir {
             path: run_dir.clone(),
@@ -175,14 +175,13 @@ pub fn start(
             .map(|t| TaskInfo {
                 seq: t.seq,
                 name: t.name.clone(),
-                command: t.command_line(None),
             })
             .collect(),
     });
     let (event_tx, events) = unbounded();
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {
-        run_dir: run_dir.clone(),
+        run_dir: Arc::from(run_dir.as_path()),
         marker: RunMarker::new(),
         output_cap: options.output_cap,
         clock,

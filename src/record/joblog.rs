@@ -84,27 +84,45 @@ impl Drop for Joblog {
 
 /// One joblog line.
 pub fn line(record: &AttemptRecord, run_start_epoch: f64, command: &str) -> String {
+    use std::fmt::Write as _;
     let (exitval, signal) = record.outcome.joblog_columns(record.signal);
-    let command: String = command
-        .chars()
-        .map(|c| {
-            if c == '\t' || c == '\n' || c == '\r' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!(
-        "{}\t:\t{:.3}\t{:10.3}\t0\t{}\t{}\t{}\t{}\n",
-        record.key.seq,
-        run_start_epoch + record.started.as_secs_f64(),
-        record.wall().as_secs_f64(),
-        record.stdout_bytes,
-        exitval,
-        signal,
-        command
-    )
+    let mut out = String::with_capacity(64 + command.len());
+    let start = millis(run_start_epoch + record.started.as_secs_f64());
+    let runtime = millis(record.wall().as_secs_f64());
+    let _ = write!(out, "{}\t:\t", record.key.seq);
+    push_millis(&mut out, start, 0);
+    out.push('\t');
+    push_millis(&mut out, runtime, 10);
+    let _ = write!(
+        out,
+        "\t0\t{}\t{}\t{}\t",
+        record.stdout_bytes, exitval, signal
+    );
+    out.extend(command.chars().map(|c| {
+        if c == '\t' || c == '\n' || c == '\r' {
+            ' '
+        } else {
+            c
+        }
+    }));
+    out.push('\n');
+    out
+}
+
+/// Seconds as whole milliseconds, rounded.
+fn millis(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+/// `ms` as seconds with three decimals (what `%.3f` prints), right-aligned in `width`.
+fn push_millis(out: &mut String, ms: i64, width: usize) {
+    let sign = if ms < 0 { "-" } else { "" };
+    let ms = ms.unsigned_abs();
+    let text = format!("{sign}{}.{:03}", ms / 1000, ms % 1000);
+    for _ in text.len()..width {
+        out.push(' ');
+    }
+    out.push_str(&text);
 }
 
 /// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.

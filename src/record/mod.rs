@@ -91,13 +91,22 @@ impl Recorder {
     /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
     pub fn finish(&mut self) -> Vec<String> {
         self.flush();
-        let trace = trace::render(&self.state);
-        if let Err(e) = write_json(&self.run_dir.join(trace::FILE), &trace) {
+        // The two files are independent; a large run writes them side by side.
+        let (state, tasks, run_dir) = (&self.state, &self.tasks, &self.run_dir);
+        let (trace_written, summary_written) = std::thread::scope(|scope| {
+            let trace =
+                scope.spawn(|| write_json(&run_dir.join(trace::FILE), &trace::render(state)));
+            let summary = write_json(&run_dir.join(summary::FILE), &Summary::of(state, tasks));
+            let trace = trace
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the trace writer panicked")));
+            (trace, summary)
+        });
+        if let Err(e) = trace_written {
             self.errors
                 .push(format!("cannot write {}: {e}", trace::FILE));
         }
-        let summary = Summary::of(&self.state, &self.tasks);
-        if let Err(e) = write_json(&self.run_dir.join(summary::FILE), &summary) {
+        if let Err(e) = summary_written {
             self.errors
                 .push(format!("cannot write {}: {e}", summary::FILE));
         }

@@ -1,7 +1,5 @@
 //! `summary.json`: the run's configuration, totals and per-task results.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
@@ -65,22 +63,36 @@ pub struct TaskSummary {
     /// `ok`, `failed`, `timed_out`, `skipped`, `not_run`.
     pub status: String,
     /// How the last attempt ended: `ok`, `exit 3`, `signal 11 (SIGSEGV)`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
     pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     /// Seconds from the run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rss_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cores: Vec<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_bytes: Option<u64>,
     /// Last lines of stderr, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
     /// What a persistent worker returned for the item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,13 +104,13 @@ pub struct TaskSummary {
 
 impl Summary {
     /// Summarise `state`; `tasks` gives the commands.
-    pub fn of(state: &RunState, tasks: &[Arc<Task>]) -> Summary {
+    pub fn of(state: &RunState, tasks: &[impl std::borrow::Borrow<Task>]) -> Summary {
         let info = state.info.as_ref();
         let counts = state.counts();
         let tasks = tasks
             .iter()
             .zip(&state.tasks)
-            .map(|(task, status)| task_summary(task, status))
+            .map(|(task, status)| task_summary(task.borrow(), status))
             .collect();
         Summary {
             name: info.map(|i| i.name.clone()).unwrap_or_default(),

@@ -50,11 +50,25 @@ pub struct AttemptArgs<'a> {
     pub task: usize,
     pub attempt: u32,
     pub os_pid: u32,
-    pub outcome: String,
+    pub outcome: std::borrow::Cow<'static, str>,
+    /// Unmeasured values (no core seen, no CPU or memory counted, as for tiny items of a
+    /// persistent worker) are left out.
+    #[serde(skip_serializing_if = "<[usize]>::is_empty")]
     pub cores: &'a [usize],
+    #[serde(skip_serializing_if = "is_zero")]
     pub user_ms: f64,
+    #[serde(skip_serializing_if = "is_zero")]
     pub system_ms: f64,
+    #[serde(skip_serializing_if = "is_zero_u64")]
     pub max_rss: u64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
 }
 
 fn meta<'a>(name: &'a str, tid: usize, args: Args<'a>) -> TraceEvent<'a> {
@@ -112,7 +126,11 @@ pub fn render(state: &RunState) -> Trace<'_> {
                 task: a.key.seq,
                 attempt: a.key.attempt,
                 os_pid: a.pid,
-                outcome: a.outcome.describe(),
+                outcome: if a.outcome.is_success() {
+                    "ok".into()
+                } else {
+                    a.outcome.describe().into()
+                },
                 cores: &a.cores,
                 user_ms: a.user.as_secs_f64() * 1000.0,
                 system_ms: a.system.as_secs_f64() * 1000.0,

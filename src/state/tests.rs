@@ -26,7 +26,6 @@ fn info(tasks: usize, workers: usize, cores: usize) -> Event {
             .map(|seq| TaskInfo {
                 seq,
                 name: format!("task {seq}"),
-                command: "true".into(),
             })
             .collect(),
     }))
@@ -36,8 +35,6 @@ fn output() -> LiveOutput {
     LiveOutput {
         stdout: Arc::default(),
         stderr: Arc::default(),
-        stdout_path: PathBuf::new(),
-        stderr_path: PathBuf::new(),
     }
 }
 

@@ -14,7 +14,6 @@ use crate::engine::resolve::Resolver;
 use crate::event::{AttemptRecord, LiveOutput, Stream};
 use crate::guard::MARKER_VAR;
 use crate::output::Capture;
-use crate::record::output_path;
 
 /// Run one attempt to its end on this thread; true if it exited with status 0.
 pub(super) fn run_attempt(
@@ -24,14 +23,8 @@ pub(super) fn run_attempt(
     resolver: &mut Resolver,
 ) -> bool {
     let key = order.key;
-    let stdout = Capture::new(
-        &output_path(&ctx.run_dir, key, Stream::Stdout),
-        ctx.output_cap,
-    );
-    let mut stderr = Capture::new(
-        &output_path(&ctx.run_dir, key, Stream::Stderr),
-        ctx.output_cap,
-    );
+    let stdout = Capture::of_attempt(&ctx.run_dir, key, Stream::Stdout, ctx.output_cap);
+    let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
     let started = ctx.clock.now();
     let mut child = match command(order, ctx, resolver, &argv).spawn() {
@@ -54,8 +47,6 @@ pub(super) fn run_attempt(
         output: LiveOutput {
             stdout: stdout.tail(),
             stderr: stderr.tail(),
-            stdout_path: stdout.path().to_path_buf(),
-            stderr_path: stderr.path().to_path_buf(),
         },
     });
     let pipes = [
@@ -126,7 +117,7 @@ fn command(
         .envs(order.task.env.iter().map(|(k, v)| (k, v)))
         .env("POOLSCOPE_TASK", key.seq.to_string())
         .env("POOLSCOPE_SLOT", order.slot.to_string())
-        .env("POOLSCOPE_RUN", &ctx.run_dir)
+        .env("POOLSCOPE_RUN", ctx.run_dir.as_os_str())
         .env(MARKER_VAR, ctx.marker.attempt(key))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -13,7 +13,7 @@ mod pump;
 
 use std::collections::VecDeque;
 use std::io;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
@@ -31,7 +31,7 @@ use attempt::run_attempt;
 /// What every attempt of a run shares.
 #[derive(Debug)]
 pub struct RunContext {
-    pub run_dir: PathBuf,
+    pub run_dir: Arc<Path>,
     pub marker: RunMarker,
     pub output_cap: u64,
     pub clock: RunClock,

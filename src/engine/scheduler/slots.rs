@@ -133,12 +133,14 @@ impl<L: Launcher> Scheduler<L> {
     /// `key` becomes the attempt of `slot`.
     pub(super) fn make_current(&mut self, slot: usize, key: AttemptKey) {
         let plan = &mut self.slots[slot - 1];
-        if plan.waiting.front() == Some(&key) {
-            plan.waiting.pop_front();
-        } else if let Some(at) = plan.waiting.iter().position(|k| *k == key) {
-            plan.waiting.remove(at);
+        if plan.current != Some(key) {
+            if plan.waiting.front() == Some(&key) {
+                plan.waiting.pop_front();
+            } else if let Some(at) = plan.waiting.iter().position(|k| *k == key) {
+                plan.waiting.remove(at);
+            }
+            plan.current = Some(key);
         }
-        plan.current = Some(key);
         let task = &self.tasks[key.seq - 1];
         self.running.entry(key).or_insert(Running {
             slot,

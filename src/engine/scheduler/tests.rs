@@ -68,8 +68,6 @@ impl Scripted {
         let output = LiveOutput {
             stdout: Arc::default(),
             stderr: Arc::default(),
-            stdout_path: PathBuf::new(),
-            stderr_path: PathBuf::new(),
         };
         let _ = self.replies.send(LaunchMsg::Started {
             key,

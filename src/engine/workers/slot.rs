@@ -16,7 +16,6 @@ use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::event::{AttemptRecord, LiveOutput, Outcome, Stream, WorkerChange};
 use crate::monitor::{self, StatFields};
 use crate::output::{Capture, TAIL_BYTES};
-use crate::record::output_path;
 use crate::worker::WorkerProgram;
 use crate::worker::protocol::{self, Reply};
 
@@ -248,12 +247,16 @@ impl Slot<'_> {
         }
         let key = first.order.key;
         let mut captures = [
-            Capture::new(
-                &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+            Capture::of_attempt(
+                &self.ctx.run.run_dir,
+                key,
+                Stream::Stdout,
                 self.ctx.run.output_cap,
             ),
-            Capture::new(
-                &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+            Capture::of_attempt(
+                &self.ctx.run.run_dir,
+                key,
+                Stream::Stderr,
                 self.ctx.run.output_cap,
             ),
         ];
@@ -266,8 +269,6 @@ impl Slot<'_> {
         let output = LiveOutput {
             stdout: captures[0].tail(),
             stderr: captures[1].tail(),
-            stdout_path: captures[0].path().to_path_buf(),
-            stderr_path: captures[1].path().to_path_buf(),
         };
         first.head = Some(Head { at, captures });
         *self
@@ -602,12 +603,16 @@ impl Slot<'_> {
         let captures = match item.head {
             Some(head) => head.captures,
             None => [
-                Capture::new(
-                    &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+                Capture::of_attempt(
+                    &self.ctx.run.run_dir,
+                    key,
+                    Stream::Stdout,
                     self.ctx.run.output_cap,
                 ),
-                Capture::new(
-                    &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+                Capture::of_attempt(
+                    &self.ctx.run.run_dir,
+                    key,
+                    Stream::Stderr,
                     self.ctx.run.output_cap,
                 ),
             ],
@@ -717,12 +722,16 @@ impl Slot<'_> {
                 // It never ran: the worker's start-up output is its output.
                 let key = item.order.key;
                 let mut captures = [
-                    Capture::new(
-                        &output_path(&self.ctx.run.run_dir, key, Stream::Stdout),
+                    Capture::of_attempt(
+                        &self.ctx.run.run_dir,
+                        key,
+                        Stream::Stdout,
                         self.ctx.run.output_cap,
                     ),
-                    Capture::new(
-                        &output_path(&self.ctx.run.run_dir, key, Stream::Stderr),
+                    Capture::of_attempt(
+                        &self.ctx.run.run_dir,
+                        key,
+                        Stream::Stderr,
                         self.ctx.run.output_cap,
                     ),
                 ];

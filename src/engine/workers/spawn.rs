@@ -40,7 +40,7 @@ pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Re
         .current_dir(&ctx.spec.cwd)
         .envs(ctx.spec.env.iter().map(|(k, v)| (k, v)))
         .env("POOLSCOPE_SLOT", slot.to_string())
-        .env("POOLSCOPE_RUN", &ctx.run.run_dir)
+        .env("POOLSCOPE_RUN", ctx.run.run_dir.as_os_str())
         .env(
             MARKER_VAR,
             format!("{}w{slot}.{generation}/", ctx.run.marker.prefix()),

@@ -1,0 +1,697 @@
+#!/usr/bin/env python3
+"""Persistent workers side by side: poolscope's worker pool against multiprocessing.
+
+Throughput (all in one run): N no-op items (--items, default 200,000) through 2 workers
+  ps-noop     poolscope run, `[worker] builtin = "noop"`
+  ps-python   poolscope run, `[worker] python = "work.py:f"`, `def f(x): return x`
+  Pool.map    multiprocessing Pool(2).map(f, items, chunksize=1), fork start method
+  Pool.imap   Pool(2).imap_unordered(f, items, chunksize=1), consumed fully
+  PPE.map     concurrent.futures.ProcessPoolExecutor(2): list(ex.map(f, items)),
+              chunksize 1 (its default); fewer items (--ppe-items, default 50,000)
+              because it is slow
+
+Start-up: a pool of 8 workers ready for work
+  ps-noop-8    poolscope, 8 noop workers, 8 items: max of summary.json's
+               workers[*].ready_seconds (if the summary has them)
+  ps-python-8  the same with 8 Python workers (`python = "work.py:f"`)
+  Pool(8) fork / spawn   from just before Pool(8) to when 8 tasks have returned, each of
+               which waits on an 8-party barrier, so all 8 workers have taken one
+
+Items/s is items / whole-command wall time: time.perf_counter() around subprocess.run()
+of the whole process (poolscope, or `python3 mp_workers.py ...`), so process start-up,
+pool start-up, shutdown and (for poolscope) writing the run's records are included on
+both sides. The Python script also reports the in-process time of just the map call.
+
+Each contender runs R times (--runs, default 3) after one untimed warm-up run with a
+tenth of the items; within a case the contenders are interleaved round-robin and the
+starting one rotates each round. Every poolscope run is checked: exit status 0, all
+items ok in summary.json, results.jsonl with exactly N lines, one per item, no errors
+(and for the Python worker each result equal to its item). The Python runs check the
+count and the sum of their results.
+
+The poolscope binary comes from $POOLSCOPE, else <repo>/target/release/poolscope,
+which is built with `cargo build --release` if it is missing.
+
+Python 3 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+WORKERS = 2
+STARTUP_WORKERS = 8
+TIMEOUT = 900  # seconds, per command: a hung run fails the benchmark instead of blocking
+
+MP_SCRIPT = '''\
+"""multiprocessing side of benches/workers.py: python3 mp_workers.py MODE WORKERS N.
+
+Prints one JSON line. Modes: map, imap_unordered, ppe (throughput, fork start method),
+startup-fork, startup-spawn (N tasks that each wait on an N-party barrier).
+"""
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+
+def f(x):
+    return x
+
+
+_barrier = None
+
+
+def _init(barrier):
+    global _barrier
+    _barrier = barrier
+
+
+def _hello(_):
+    # Returns only once all parties have arrived, so N tasks need N distinct workers.
+    _barrier.wait(120)
+    return os.getpid()
+
+
+def main():
+    mode, workers, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    out = {"mode": mode, "workers": workers, "n": n}
+    if mode in ("map", "imap_unordered"):
+        ctx = multiprocessing.get_context("fork")
+        t0 = time.perf_counter()
+        with ctx.Pool(workers) as pool:
+            t1 = time.perf_counter()
+            if mode == "map":
+                res = pool.map(f, range(1, n + 1), chunksize=1)
+            else:
+                res = list(pool.imap_unordered(f, range(1, n + 1), chunksize=1))
+            t2 = time.perf_counter()
+        out.update(pool_seconds=t1 - t0, call_seconds=t2 - t1, count=len(res), total=sum(res))
+    elif mode == "ppe":
+        from concurrent.futures import ProcessPoolExecutor
+        ctx = multiprocessing.get_context("fork")
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+            t1 = time.perf_counter()
+            res = list(ex.map(f, range(1, n + 1)))
+            t2 = time.perf_counter()
+        out.update(pool_seconds=t1 - t0, call_seconds=t2 - t1, count=len(res), total=sum(res))
+    elif mode in ("startup-fork", "startup-spawn"):
+        ctx = multiprocessing.get_context(mode.split("-", 1)[1])
+        barrier = ctx.Barrier(workers)
+        t0 = time.perf_counter()
+        pool = ctx.Pool(workers, initializer=_init, initargs=(barrier,))
+        t1 = time.perf_counter()
+        pids = pool.map(_hello, range(workers), chunksize=1)
+        t2 = time.perf_counter()
+        pool.close()
+        pool.join()
+        out.update(pool_seconds=t1 - t0, ready_seconds=t2 - t0, distinct_pids=len(set(pids)))
+    else:
+        sys.exit(f"unknown mode {mode}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+WORK_PY = "def f(x):\n    return x\n"
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Contender:
+    key: str
+    label: str
+    kind: str  # "poolscope" or "python"
+    worker: str = ""  # poolscope: 'builtin = "noop"' or 'python = "work.py:f"'
+    mode: str = ""  # python: MP_SCRIPT mode
+
+
+THROUGHPUT = [
+    Contender("ps-noop", 'poolscope, builtin = "noop"', "poolscope", worker='builtin = "noop"'),
+    Contender("ps-python", 'poolscope, python = "work.py:f"', "poolscope",
+              worker='python = "work.py:f"'),
+    Contender("Pool.map", "Pool(2).map(f, items, chunksize=1), fork", "python", mode="map"),
+    Contender("Pool.imap", "Pool(2).imap_unordered(f, items, chunksize=1), fork", "python",
+              mode="imap_unordered"),
+    Contender("PPE.map", "ProcessPoolExecutor(2): list(ex.map(f, items)), fork", "python",
+              mode="ppe"),
+]
+
+STARTUP = [
+    Contender("ps-noop-8", 'poolscope, 8 × builtin = "noop"', "poolscope",
+              worker='builtin = "noop"'),
+    Contender("ps-python-8", 'poolscope, 8 × python = "work.py:f"', "poolscope",
+              worker='python = "work.py:f"'),
+    Contender("Pool(8) fork", "multiprocessing Pool(8), fork", "python", mode="startup-fork"),
+    Contender("Pool(8) spawn", "multiprocessing Pool(8), spawn", "python", mode="startup-spawn"),
+]
+
+
+@dataclass
+class Samples:
+    walls: list[float] = field(default_factory=list)  # whole command, from outside
+    inner: list[float] = field(default_factory=list)  # poolscope wall_seconds / map call
+    ready: list[float] = field(default_factory=list)  # start-up: all workers ready
+    ready_missing: str = ""  # why `ready` has no value, if it has none
+
+
+class Bench:
+    def __init__(self, poolscope: str, work: str):
+        self.poolscope = poolscope
+        self.work = work
+        self.mp_script = os.path.join(work, "mp_workers.py")
+        with open(self.mp_script, "w") as f:
+            f.write(MP_SCRIPT)
+        self.run_counter = 0
+        self.failures: list[str] = []  # correctness failures, reported loudly at the end
+        self.runs_checked = 0
+
+    def task_dir(self, c: Contender, workers: int, n: int) -> str:
+        d = os.path.join(self.work, "tasks", f"{c.key}-w{workers}-n{n}".replace("(", "")
+                         .replace(")", "").replace(" ", "-"))
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            with open(os.path.join(d, "poolscope.toml"), "w") as f:
+                f.write(f"[pool]\nworkers = {workers}\n\n[worker]\n{c.worker}\n\n"
+                        f"[each]\nrange = [1, {n}]\n")
+            if c.worker.startswith("python"):
+                with open(os.path.join(d, "work.py"), "w") as f:
+                    f.write(WORK_PY)
+        return d
+
+    def shell(self, c: Contender, workers: int, n: int) -> str:
+        """The command line timed, for the report."""
+        if c.kind == "poolscope":
+            return (f"poolscope run $TMP/{c.key} --out $TMP/runs/NNNN --json "
+                    f">$TMP/stdout.json 2>/dev/null  # [pool] workers = {workers}, "
+                    f"[worker] {c.worker}, [each] range = [1, {n}]")
+        return f"python3 mp_workers.py {c.mode} {workers} {n}"
+
+    def run_once(self, c: Contender, workers: int, n: int, samples: Samples | None,
+                 startup: bool = False) -> float:
+        if c.kind == "poolscope":
+            return self._run_poolscope(c, workers, n, samples, startup)
+        return self._run_python(c, workers, n, samples, startup)
+
+    def _fail(self, what: str) -> None:
+        msg = f"CORRECTNESS FAILURE: {what}"
+        self.failures.append(what)
+        print("\n" + "!" * 78 + f"\n{msg}\n" + "!" * 78, file=sys.stderr, flush=True)
+
+    def _run_poolscope(self, c: Contender, workers: int, n: int, samples: Samples | None,
+                       startup: bool) -> float:
+        task = self.task_dir(c, workers, n)
+        self.run_counter += 1
+        out = os.path.join(self.work, "runs", f"{self.run_counter:04d}")
+        stdout_path = os.path.join(self.work, "stdout.json")
+        argv = [self.poolscope, "run", task, "--out", out, "--json"]
+        # Untimed runs keep stderr, so a broken manifest or binary says why; timed runs
+        # send the per-item progress lines to /dev/null.
+        err_path = os.path.join(self.work, "stderr.txt")
+        with open(stdout_path, "wb") as so, \
+                (open(err_path, "wb") if samples is None else open(os.devnull, "wb")) as se:
+            t0 = time.perf_counter()
+            try:
+                p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
+                                   timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"{c.key}: poolscope did not finish in {TIMEOUT} s: {argv}")
+            wall = time.perf_counter() - t0
+        try:
+            if p.returncode != 0:
+                err = ""
+                if samples is None:
+                    with open(err_path, "rb") as f:
+                        err = f.read()[-2000:].decode(errors="replace")
+                else:
+                    err = "(stderr not kept in timed runs; the warm-up run keeps it)"
+                raise BenchError(f"{c.key}: poolscope exited {p.returncode}: {argv}\n"
+                                 f"stderr: {err}")
+            if os.path.getsize(stdout_path) == 0:
+                self._fail(f"{c.key}: `poolscope run --json` printed nothing on stdout")
+            try:
+                with open(os.path.join(out, "summary.json")) as f:
+                    summary = json.load(f)
+            except (OSError, json.JSONDecodeError) as e:
+                raise BenchError(f"{c.key}: no readable summary.json in {out}: {e}")
+            self._check_poolscope(c, n, out, summary)
+            if samples is not None:
+                samples.walls.append(wall)
+                samples.inner.append(float(summary["wall_seconds"]))
+                if startup:
+                    ready, why = workers_ready(summary, workers)
+                    if ready is None:
+                        samples.ready_missing = why
+                    else:
+                        samples.ready.append(ready)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                os.unlink(stdout_path)
+            except FileNotFoundError:
+                pass
+        return wall
+
+    def _check_poolscope(self, c: Contender, n: int, out: str, summary: dict) -> None:
+        self.runs_checked += 1
+        t = summary.get("totals", {})
+        if t.get("tasks") != n or t.get("ok") != n or t.get("failed") or t.get("timed_out"):
+            self._fail(f"{c.key}: summary.json totals are not {n} ok: {t}")
+        path = os.path.join(out, "results.jsonl")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            self._fail(f"{c.key}: cannot read {path}: {e}")
+            return
+        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        if lines != n:
+            self._fail(f"{c.key}: results.jsonl has {lines} lines, expected {n}")
+        seen = set()
+        errors = bad = 0
+        python = c.worker.startswith("python")
+        first_bad = ""
+        for line in data.splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                bad += 1
+                first_bad = first_bad or line[:200].decode(errors="replace")
+                continue
+            seen.add(r.get("task"))
+            if "error" in r or "ok" not in r:
+                errors += 1
+                first_bad = first_bad or line[:200].decode(errors="replace")
+            elif python and r["ok"] != r.get("task"):
+                bad += 1
+                first_bad = first_bad or line[:200].decode(errors="replace")
+        if errors or bad or seen != set(range(1, n + 1)):
+            missing = n - len(seen & set(range(1, n + 1)))
+            self._fail(f"{c.key}: results.jsonl: {errors} error lines, {bad} wrong/unparsable "
+                       f"lines, {missing} of {n} items missing; first bad line: {first_bad!r}")
+
+    def _run_python(self, c: Contender, workers: int, n: int, samples: Samples | None,
+                    startup: bool) -> float:
+        argv = [sys.executable, self.mp_script, c.mode, str(workers), str(n)]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{c.key}: did not finish in {TIMEOUT} s: {argv}")
+        wall = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise BenchError(f"{c.key}: exited {p.returncode}: {argv}\n"
+                             f"stderr: {p.stderr.decode(errors='replace')[-2000:]}")
+        try:
+            r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError) as e:
+            raise BenchError(f"{c.key}: no JSON line from {argv}: {e}")
+        if startup:
+            if r["distinct_pids"] != workers:
+                self._fail(f"{c.key}: {r['distinct_pids']} distinct workers answered, "
+                           f"expected {workers}")
+        elif r["count"] != n or r["total"] != n * (n + 1) // 2:
+            self._fail(f"{c.key}: {r['count']} results summing to {r['total']}, expected "
+                       f"{n} summing to {n * (n + 1) // 2}")
+        if samples is not None:
+            samples.walls.append(wall)
+            if startup:
+                samples.ready.append(float(r["ready_seconds"]))
+            else:
+                samples.inner.append(float(r["call_seconds"]))
+        return wall
+
+
+def workers_ready(summary: dict, expected: int) -> tuple[float | None, str]:
+    """When the last of the run's workers was ready (seconds from the run's start)."""
+    ws = summary.get("workers")
+    if not ws:
+        return None, "summary.json has no `workers` list"
+    ready = [w.get("ready_seconds") for w in ws]
+    got = [x for x in ready if x is not None]
+    if len(got) < expected:
+        return None, (f"summary.json: {len(got)} of {len(ws)} workers have a ready_seconds, "
+                      f"expected {expected}")
+    return max(got), ""
+
+
+def first_line(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=30)
+        out = p.stdout.decode(errors="replace").strip().splitlines()
+        return out[0].strip() if out else "?"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"? ({e})"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def find_poolscope() -> str:
+    env = os.environ.get("POOLSCOPE")
+    if env:
+        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
+            raise BenchError(f"POOLSCOPE={env} is not an executable file")
+        return os.path.abspath(env)
+    default = os.path.join(REPO, "target", "release", "poolscope")
+    if not os.path.isfile(default):
+        print(f"{default} missing: running cargo build --release", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
+    if not os.path.isfile(default):
+        raise BenchError(f"{default} still missing after cargo build --release")
+    return default
+
+
+def git_rev() -> str:
+    """The repository's HEAD commit at benchmark time (the binary may differ if $POOLSCOPE
+    points elsewhere)."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=30)
+        if head.returncode != 0:
+            return "?"
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30)
+        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def ms(x: float) -> str:
+    return f"{1000 * x:.1f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b > 0 else "n/a"
+
+
+def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: dict,
+           facts: dict, versions: dict, command: str, failures: list[str],
+           runs_checked: int) -> str:
+    L: list[str] = []
+    L.append("# Persistent workers: poolscope against multiprocessing")
+    L.append("")
+    L.append(f"- Date (UTC): {facts['date']}")
+    L.append(f"- Machine: nproc {facts['nproc']}, CPU `{facts['cpu']}`, "
+             f"kernel `{facts['kernel']}`, load average before start `{facts['load']}`")
+    L.append(f"- Repository HEAD at run time: `{facts['rev']}`; poolscope binary: "
+             f"`{facts['binary']}`")
+    L.append(f"- Runs per contender: {args.runs}, contenders interleaved round-robin (the "
+             "starting one rotates each round), after one untimed warm-up run each with a "
+             "tenth of the items")
+    L.append("- Wall time measured from outside: `time.perf_counter()` around "
+             "`subprocess.run()` of the whole command, so process start-up, pool start-up, "
+             "shutdown and (poolscope) writing the run's records are included on both sides")
+    L.append("")
+    L.append("Versions:")
+    L.append("")
+    for k, v in versions.items():
+        L.append(f"- {k}: `{v}`")
+    L.append("")
+    L.append("Produced by:")
+    L.append("")
+    L.append("```")
+    L.append(command)
+    L.append("```")
+    L.append("")
+    L.append("Commands timed (`$TMP/KEY` holds a generated `poolscope.toml`, and for the "
+             "Python worker `work.py` with `def f(x): return x`; each poolscope run gets a "
+             "fresh `--out` directory; `mp_workers.py` is the `multiprocessing` script "
+             "embedded in `benches/workers.py`, where `f` returns its argument):")
+    L.append("")
+    for c in THROUGHPUT:
+        L.append(f"- {c.key}: `{cmds[c.key]}`")
+    for c in STARTUP:
+        L.append(f"- {c.key}: `{start_cmds[c.key]}`")
+    L.append("")
+
+    med = {k: statistics.median(s.walls) for k, s in thr.items()}
+    rate = {k: counts[k] / med[k] for k in thr}
+    L.append(f"## No-op items through {WORKERS} workers")
+    L.append("")
+    L.append("items/s = items / **whole-command** wall time (median run; best = fastest "
+             "run). *Inside* is, for poolscope, the engine's own `wall_seconds` from "
+             "`summary.json` (worker start-up to the last reply; not exec, loading the task "
+             "directory, or writing the run's records at the end); for Python, the time of "
+             "just the map call (pool already started, shutdown not included).")
+    L.append("")
+    L.append("| contender | items | median s | min s | items/s (median) | items/s (best) "
+             "| vs Pool.map | inside s (median) | items/s inside |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for c in THROUGHPUT:
+        s = thr[c.key]
+        n = counts[c.key]
+        inner = statistics.median(s.inner)
+        L.append(f"| {c.key}: {c.label} | {n:,} | {fmt(med[c.key])} | {fmt(min(s.walls))} | "
+                 f"{rate[c.key]:,.0f} | {n / min(s.walls):,.0f} | "
+                 f"{ratio(rate[c.key], rate['Pool.map'])} | {fmt(inner)} | {n / inner:,.0f} |")
+    L.append("")
+    gaps = []
+    for k in ("ps-noop", "ps-python"):
+        s = thr[k]
+        g = statistics.median([o - i for o, i in zip(s.walls, s.inner)])
+        gaps.append(f"{k} {fmt(g)} s")
+    L.append("poolscope whole command − engine `wall_seconds` (median; exec, loading, writing "
+             "records, exit): " + ", ".join(gaps) + ".")
+    L.append("")
+    L.append("All runs, whole command s: " + "; ".join(
+        f"{c.key} " + " ".join(fmt(x) for x in thr[c.key].walls) for c in THROUGHPUT))
+    L.append("")
+
+    L.append(f"## Start-up: a pool of {STARTUP_WORKERS} workers ready for work")
+    L.append("")
+    L.append(f"*Ready* for Python: from just before `Pool({STARTUP_WORKERS})` to the return "
+             f"of `pool.map(hello, range({STARTUP_WORKERS}), chunksize=1)`, where each `hello` "
+             f"waits on a {STARTUP_WORKERS}-party `Barrier` (handed to the workers by the "
+             "pool's initializer) and returns its pid: it returns only once every worker "
+             f"has started and taken one task ({STARTUP_WORKERS} distinct pids checked). "
+             "Interpreter start-up and imports of the parent are not included. For "
+             "poolscope: the largest `workers[*].ready_seconds` in `summary.json` (seconds "
+             "from the run's start, when the worker said it was ready) of a run with "
+             f"{STARTUP_WORKERS} workers and {STARTUP_WORKERS} noop items; exec of poolscope "
+             "and loading the task directory are not included. *Whole command* is the "
+             "outside wall time of the same process, pool shutdown included.")
+    L.append("")
+    L.append("| contender | ready ms (median) | min | max | whole command ms (median) |")
+    L.append("|---|---:|---:|---:|---:|")
+    for c in STARTUP:
+        s = start[c.key]
+        if s.ready:
+            r = [ms(statistics.median(s.ready)), ms(min(s.ready)), ms(max(s.ready))]
+        else:
+            r = [f"n/a ({s.ready_missing})", "", ""]
+        L.append(f"| {c.key}: {c.label} | " + " | ".join(r)
+                 + f" | {ms(statistics.median(s.walls))} |")
+    L.append("")
+
+    L.append("## Targets")
+    L.append("")
+    L.append("Judged on the medians above, items/s on the whole-command wall time for both "
+             f"sides, no tolerance. Pool.map's in-process rate (map call only) is "
+             f"{counts['Pool.map'] / statistics.median(thr['Pool.map'].inner):,.0f} items/s.")
+    L.append("")
+    L.append("| target | measured | result |")
+    L.append("|---|---|---|")
+    pm = rate["Pool.map"]
+    for k, factor in (("ps-noop", 3), ("ps-python", 1)):
+        ok = rate[k] >= factor * pm
+        L.append(f"| {k} ≥ {factor}× Pool.map(chunksize=1), whole-command items/s | "
+                 f"{rate[k]:,.0f} vs {factor} × {pm:,.0f} items/s ({ratio(rate[k], pm)}) | "
+                 f"{'PASS' if ok else 'FAIL'} |")
+    L.append(f"| correctness: every poolscope run all ok, results.jsonl with exactly one "
+             f"line per item | {runs_checked} runs checked, {len(failures)} failures | "
+             f"{'PASS' if not failures else 'FAIL'} |")
+    L.append("")
+    if failures:
+        L.append("**CORRECTNESS FAILURES:**")
+        L.append("")
+        for f in failures:
+            L.append(f"- {f}")
+        L.append("")
+    return "\n".join(L)
+
+
+BEGIN = "<!-- workers:begin -->"
+END = "<!-- workers:end -->"
+
+
+def write_section(path: str, text: str) -> None:
+    """Replace this script's section of `path` (appended at the end if missing), keeping
+    everything else byte for byte."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    b = old.find(BEGIN)
+    e = old.find(END, b + len(BEGIN)) if b >= 0 else -1
+    if b >= 0 and e >= 0:
+        new = old[:b] + section + old[e + len(END):]
+    elif old.strip():
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    else:
+        new = section + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="runs per contender (default 3)")
+    ap.add_argument("--write", metavar="FILE",
+                    help="also write the markdown report into FILE, between "
+                         f"{BEGIN} and {END} (appended if missing)")
+    ap.add_argument("--items", type=int, default=200_000,
+                    help="no-op items per throughput run (default 200000)")
+    ap.add_argument("--ppe-items", type=int, default=50_000,
+                    help="items for ProcessPoolExecutor, which is slow (default 50000)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    args = ap.parse_args()
+    if args.runs < 1:
+        ap.error("--runs must be ≥ 1")
+    if args.items < 10 or args.ppe_items < 10:
+        ap.error("--items and --ppe-items must be ≥ 10")
+
+    facts = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "nproc": first_line(["nproc"]),
+        "cpu": cpu_model(),
+        "kernel": platform.release(),
+        "load": loadavg(),
+        "rev": git_rev(),
+    }
+    try:
+        poolscope = find_poolscope()
+    except (BenchError, subprocess.CalledProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    facts["binary"] = poolscope
+    versions = {
+        "poolscope": first_line([poolscope, "--version"]),
+        "python3 (multiprocessing side)": first_line([sys.executable, "--version"])
+        + f" ({sys.executable})",
+    }
+    path_py = shutil.which("python3")
+    adapter_py = first_line([path_py, "--version"]) + f" ({path_py})" if path_py else "not found"
+    versions["python3 on PATH (poolscope's Python adapter)"] = adapter_py
+    invoked = os.environ.get("POOLSCOPE_BENCH_INVOCATION") or " ".join(
+        shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1]] + sys.argv)
+    env_part = (f"POOLSCOPE={shlex.quote(os.environ['POOLSCOPE'])} "
+                if os.environ.get("POOLSCOPE") else "")
+    command = env_part + invoked
+    print(f"poolscope: {poolscope}", file=sys.stderr)
+    for k, v in versions.items():
+        print(f"{k}: {v}", file=sys.stderr)
+    print(f"load average before start: {facts['load']}", file=sys.stderr)
+
+    counts = {c.key: (args.ppe_items if c.key == "PPE.map" else args.items) for c in THROUGHPUT}
+    work = tempfile.mkdtemp(prefix="poolscope-workers-bench-")
+    t_start = time.perf_counter()
+    try:
+        bench = Bench(poolscope, work)
+        cmds = {c.key: bench.shell(c, WORKERS, counts[c.key]) for c in THROUGHPUT}
+        start_cmds = {c.key: bench.shell(c, STARTUP_WORKERS, STARTUP_WORKERS) for c in STARTUP}
+
+        # Warm-up: one untimed run per contender (page cache, Python imports).
+        for c in THROUGHPUT:
+            w = bench.run_once(c, WORKERS, max(10, counts[c.key] // 10), None)
+            print(f"[warm-up] {c.key:13s} {w:7.3f} s", file=sys.stderr, flush=True)
+        for c in STARTUP:
+            bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, None, startup=True)
+
+        thr = {c.key: Samples() for c in THROUGHPUT}
+        for r in range(args.runs):
+            order = THROUGHPUT[r % len(THROUGHPUT):] + THROUGHPUT[:r % len(THROUGHPUT)]
+            for c in order:
+                w = bench.run_once(c, WORKERS, counts[c.key], thr[c.key])
+                n = counts[c.key]
+                print(f"[throughput run {r + 1}/{args.runs}] {c.key:13s} {w:7.3f} s "
+                      f"{n / w:9,.0f} items/s", file=sys.stderr, flush=True)
+
+        start = {c.key: Samples() for c in STARTUP}
+        for r in range(args.runs):
+            order = STARTUP[r % len(STARTUP):] + STARTUP[:r % len(STARTUP)]
+            for c in order:
+                s = start[c.key]
+                w = bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, s, startup=True)
+                rd = f"ready {ms(s.ready[-1])} ms" if len(s.ready) == r + 1 else \
+                    f"ready n/a ({s.ready_missing})"
+                print(f"[start-up run {r + 1}/{args.runs}] {c.key:13s} {ms(w):>7} ms whole, "
+                      f"{rd}", file=sys.stderr, flush=True)
+    except BenchError as e:
+        print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    text = report(args, thr, counts, cmds, start, start_cmds, facts, versions, command,
+                  bench.failures, bench.runs_checked)
+    text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
+    print(text)
+    if bench.failures:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print(f"CORRECTNESS FAILED in {len(bench.failures)} check(s):", file=sys.stderr)
+        for f in bench.failures:
+            print(f"  - {f}", file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        if args.write:
+            print(f"not writing {args.write}: fix the correctness failures first",
+                  file=sys.stderr)
+        return 1
+    if args.write:
+        write_section(args.write, text)
+        print(f"wrote {args.write}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
