@@ -41,6 +41,37 @@ pub struct TaskDir {
     pub worker: Option<WorkerSpec>,
 }
 
+impl TaskDir {
+    /// What running `task` means, for people: `$ convert a.jpg …` for a command, or
+    /// `→ work.py:process("a.jpg")` for an item sent to a persistent worker.
+    pub fn shown_command(&self, task: &Task) -> String {
+        match (&self.worker, task.item()) {
+            (Some(worker), Some(item)) => format!("→ {}({item})", worker.label()),
+            _ => format!("$ {}", task.command_line(None)),
+        }
+    }
+
+    /// `[worker]` in one line, e.g. `python work.py:process, init work.py:setup`.
+    pub fn worker_line(&self) -> Option<String> {
+        let worker = self.worker.as_ref()?;
+        let mut line = match &worker.program {
+            crate::worker::WorkerProgram::Python { function, init } => {
+                let mut l = format!("python {}", function.spec());
+                if let Some(init) = init {
+                    l.push_str(&format!(", init {}", init.spec()));
+                }
+                l
+            }
+            crate::worker::WorkerProgram::Cmd(_) => format!("cmd {}", worker.label()),
+            crate::worker::WorkerProgram::Builtin(k) => format!("built-in kernel {}", k.name()),
+        };
+        if let Some(max) = self.pool.max_tasks_per_worker.filter(|m| *m > 0) {
+            line.push_str(&format!(", recycled after {max} items"));
+        }
+        Some(line)
+    }
+}
+
 /// A file of the directory that is not a task.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ignored {

@@ -256,3 +256,38 @@ fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
     h.run();
     h.get_by_label("#4 4 workers, run 2/2");
 }
+
+#[test]
+fn persistent_workers_show_stable_pids_and_recycles() {
+    let dir = task_dir(
+        "[pool]\nworkers = 1\nmax_tasks_per_worker = 3\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 7]\n",
+    );
+    std::fs::write(
+        dir.path().join("work.py"),
+        "import os\ndef f(x):\n    return os.getpid()\n",
+    )
+    .expect("write work.py");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    run_to_end(&mut h);
+    let state = h.state().current_state().expect("a run").clone();
+    let pids = &state.slots[0].worker_pids;
+    assert_eq!(pids.len(), 3, "7 items, 3 per worker: {pids:?}");
+    // Every item is on the timeline, each with the PID of the worker that ran it.
+    assert_eq!(state.attempts.len(), 7);
+    for (i, a) in state.attempts.iter().enumerate() {
+        assert_eq!(
+            a.pid,
+            pids[i / 3],
+            "item {} ran on worker {}",
+            i + 1,
+            i / 3 + 1
+        );
+    }
+    // The slot's row: the latest worker's PID, then the earlier ones, newest first.
+    h.get_by_label(&pids[2].to_string());
+    h.get_by_label(&format!("{}, {}", pids[1], pids[0]));
+}

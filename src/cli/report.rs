@@ -52,15 +52,18 @@ pub fn load_report(dir: &TaskDir, config: &PoolConfig) -> String {
         config.order,
         config.pin
     );
+    if let Some(worker) = dir.worker_line() {
+        line!(out, "persistent workers: {worker}");
+    }
     line!(out, "{} tasks:", dir.tasks.len());
     let width = dir.tasks.len().to_string().len();
     for task in &dir.tasks {
         line!(
             out,
-            "  {:>width$}  {}  $ {}",
+            "  {:>width$}  {}  {}",
             task.seq,
             task.name,
-            task.command_line(None)
+            dir.shown_command(task)
         );
     }
     if !dir.ignored.is_empty() {

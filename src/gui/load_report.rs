@@ -20,14 +20,21 @@ pub fn ui(ui: &mut Ui, session: &Session) {
         Some(m) => ui.weak(format!("manifest: {}", m.display())),
         None => ui.weak("no manifest: every executable file is a task"),
     };
+    if let Some(worker) = dir.worker_line() {
+        ui.label(format!("persistent workers: {worker}"));
+    }
     egui::CollapsingHeader::new(format!("{} tasks", dir.tasks.len()))
         .default_open(true)
         .show(ui, |ui| {
+            // Only the rows in view are laid out: a directory may hold 100,000 tasks.
+            let row = ui.text_style_height(&egui::TextStyle::Body) * 2.0
+                + 2.0 * ui.spacing().item_spacing.y;
             egui::ScrollArea::vertical()
                 .id_salt("tasks")
                 .max_height(220.0)
-                .show(ui, |ui| {
-                    for t in &dir.tasks {
+                .show_rows(ui, row, dir.tasks.len(), |ui, rows| {
+                    for t in &dir.tasks[rows] {
+                        let command = dir.shown_command(t);
                         ui.horizontal(|ui| {
                             ui.label(format!("{}", t.seq));
                             ui.label(&t.name);
@@ -35,7 +42,7 @@ pub fn ui(ui: &mut Ui, session: &Session) {
                         .response
                         .on_hover_text(t.command_line(None));
                         ui.indent(("command", t.seq), |ui| {
-                            ui.monospace(format!("$ {}", t.command_line(None)));
+                            ui.monospace(command);
                         });
                     }
                 });
