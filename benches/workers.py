@@ -203,8 +203,8 @@ class Bench:
     def shell(self, c: Contender, workers: int, n: int) -> str:
         """The command line timed, for the report."""
         if c.kind == "poolscope":
-            return (f"poolscope run $TMP/{c.key} --out $TMP/runs/NNNN --json "
-                    f">$TMP/stdout.json 2>/dev/null  # [pool] workers = {workers}, "
+            return (f"poolscope run $TMP/{c.key} --out $TMP/runs/NNNN "
+                    f">$TMP/stdout.txt 2>/dev/null  # [pool] workers = {workers}, "
                     f"[worker] {c.worker}, [each] range = [1, {n}]")
         return f"python3 mp_workers.py {c.mode} {workers} {n}"
 
@@ -224,8 +224,10 @@ class Bench:
         task = self.task_dir(c, workers, n)
         self.run_counter += 1
         out = os.path.join(self.work, "runs", f"{self.run_counter:04d}")
-        stdout_path = os.path.join(self.work, "stdout.json")
-        argv = [self.poolscope, "run", task, "--out", out, "--json"]
+        stdout_path = os.path.join(self.work, "stdout.txt")
+        # As a user runs it: the summary on stdout, a line per item on stderr (not a
+        # terminal, so no progress bar). `--json` would print every item's entry too.
+        argv = [self.poolscope, "run", task, "--out", out]
         # Untimed runs keep stderr, so a broken manifest or binary says why; timed runs
         # send the per-item progress lines to /dev/null.
         err_path = os.path.join(self.work, "stderr.txt")
@@ -249,7 +251,7 @@ class Bench:
                 raise BenchError(f"{c.key}: poolscope exited {p.returncode}: {argv}\n"
                                  f"stderr: {err}")
             if os.path.getsize(stdout_path) == 0:
-                self._fail(f"{c.key}: `poolscope run --json` printed nothing on stdout")
+                self._fail(f"{c.key}: `poolscope run` printed no summary on stdout")
             try:
                 with open(os.path.join(out, "summary.json")) as f:
                     summary = json.load(f)
@@ -443,6 +445,8 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
     L.append(f"- Runs per contender: {args.runs}, contenders interleaved round-robin (the "
              "starting one rotates each round), after one untimed warm-up run each with a "
              "tenth of the items")
+    L.append(f"- Load average after the last run: `{facts['load_after']}` (on {facts['nproc']} "
+             "cores; well above that means other work shared the machine)")
     L.append("- Wall time measured from outside: `time.perf_counter()` around "
              "`subprocess.run()` of the whole command, so process start-up, pool start-up, "
              "shutdown and (poolscope) writing the run's records are included on both sides")
@@ -475,8 +479,9 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
     L.append("")
     L.append("items/s = items / **whole-command** wall time (median run; best = fastest "
              "run). *Inside* is, for poolscope, the engine's own `wall_seconds` from "
-             "`summary.json` (worker start-up to the last reply; not exec, loading the task "
-             "directory, or writing the run's records at the end); for Python, the time of "
+             "`summary.json` (from the run's start to its end; not exec, loading the task "
+             "directory, or writing `summary.json`, `trace.json` and the summary "
+             "after the end); for Python, the time of "
              "just the map call (pool already started, shutdown not included).")
     L.append("")
     L.append("| contender | items | median s | min s | items/s (median) | items/s (best) "
@@ -673,6 +678,7 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    facts["load_after"] = loadavg()
     text = report(args, thr, counts, cmds, start, start_cmds, facts, versions, command,
                   bench.failures, bench.runs_checked)
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"

@@ -164,3 +164,38 @@ fn a_killed_guardian_is_replaced() {
     let _ = child.wait();
     assert_all_gone_within_a_second(&list);
 }
+
+#[test]
+fn kill_9_of_poolscope_leaves_no_worker_behind() {
+    // Two persistent Python workers, each of whose items leaves the same three kinds of
+    // descendants as the spawner script, then waits.
+    let pids = tempfile::tempdir().expect("tmp");
+    let dir =
+        task_dir("[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 2]\n");
+    fs::write(
+        dir.path().join("work.py"),
+        format!(
+            r#"import os, subprocess, time
+D = {:?}
+def f(n):
+    def put(kind, pid):
+        with open(f"{{D}}/{{kind}}-{{n}}.tmp", "w") as w:
+            w.write(str(pid))
+        os.rename(f"{{D}}/{{kind}}-{{n}}.tmp", f"{{D}}/{{kind}}-{{n}}")
+    put("child", subprocess.Popen(["sleep", "300"]).pid)
+    subprocess.run(["sh", "-c", f"sleep 300 & echo $! > {{D}}/double-fork-{{n}}"])
+    put("setsid", subprocess.Popen(["sleep", "300"], start_new_session=True).pid)
+    put("worker", os.getpid())
+    time.sleep(300)
+"#,
+            pids.path().display().to_string()
+        ),
+    )
+    .expect("write work.py");
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = spawn_run(dir.path(), out.path());
+    let list = recorded_pids(pids.path());
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    assert_all_gone_within_a_second(&list);
+}
