@@ -77,11 +77,17 @@ impl Task {
 
     /// The command as one line for people and the joblog.
     pub fn command_line(&self, slot: Option<usize>) -> String {
-        match &self.program {
+        self.command_text(slot).into_owned()
+    }
+
+    /// [`Task::command_line`], borrowed where nothing needs expanding (a worker's item).
+    pub fn command_text(&self, slot: Option<usize>) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        Cow::Owned(match &self.program {
             Program::Argv(_) | Program::Literal(_) => template::join_argv(&self.argv(slot)),
             Program::Shell(line) => template::expand_shell(line, self.values(slot)),
-            Program::Item(json) => json.clone(),
-        }
+            Program::Item(json) => return Cow::Borrowed(json),
+        })
     }
 }
 

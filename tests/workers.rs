@@ -118,7 +118,7 @@ fn exceptions_arrive_with_their_traceback() {
 fn a_worker_killed_mid_task_fails_that_task_only() {
     // Item 5 writes its worker's PID and waits; the test kills that worker with SIGKILL.
     let dir = python_dir(
-        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 12]\n",
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 12]\n",
         "import os, time\ndef f(x):\n    if x == 5:\n        with open('victim.tmp', 'w') as w:\n            w.write(str(os.getpid()))\n        os.rename('victim.tmp', 'victim')\n        time.sleep(60)\n    return x\n",
     );
     let out = dir.path().join("run");
@@ -150,7 +150,14 @@ fn a_worker_killed_mid_task_fails_that_task_only() {
         exit.contains("died on task 5") && exit.contains("SIGKILL"),
         "{exit}"
     );
-    assert!(worker_pids(&s).len() >= 3, "the dead worker was replaced");
+    assert_eq!(worker_pids(&s).len(), 2, "the dead worker was replaced");
+    assert_eq!(task(&s, 4)["pid"], pid, "the worker ran the items before");
+    let replacement = task(&s, 6)["pid"].as_u64().expect("pid");
+    assert_ne!(
+        replacement,
+        u64::from(pid),
+        "a new worker ran the items after"
+    );
 }
 
 #[test]
@@ -337,4 +344,24 @@ fn tiny_tasks_all_reach_the_records() {
         .count();
     assert_eq!(bars, 100_000, "every item is on the timeline");
     assert_eq!(worker_pids(&s).len(), 2, "two workers did it all");
+}
+
+#[test]
+fn a_worker_that_never_gets_ready_fails_its_items_in_time() {
+    let dir = task_dir(
+        "[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\ntimeout = \"300ms\"\n[each]\nrange = [1, 2]\n",
+    );
+    script(&dir.path().join("worker"), "#!/bin/sh\nexec sleep 60\n");
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&out);
+    for seq in [1, 2] {
+        let error = task(&s, seq)["error"].as_str().expect("error");
+        assert!(
+            error.contains("did not say {\"ready\": true} within"),
+            "{error}"
+        );
+    }
+    assert_eq!(worker_pids(&s).len(), 2, "each item got a fresh worker");
 }

@@ -295,6 +295,7 @@ impl Run {
                     spec,
                     self.poolscope,
                     self.config.max_tasks_per_worker,
+                    self.config.timeout,
                 );
                 let launcher = WorkerLauncher::new(Arc::new(ctx), reply_tx);
                 schedule(

@@ -116,13 +116,19 @@ fn millis(seconds: f64) -> i64 {
 
 /// `ms` as seconds with three decimals (what `%.3f` prints), right-aligned in `width`.
 fn push_millis(out: &mut String, ms: i64, width: usize) {
-    let sign = if ms < 0 { "-" } else { "" };
+    use std::fmt::Write as _;
+    let negative = ms < 0;
     let ms = ms.unsigned_abs();
-    let text = format!("{sign}{}.{:03}", ms / 1000, ms % 1000);
-    for _ in text.len()..width {
+    let whole = ms / 1000;
+    let digits = whole.checked_ilog10().unwrap_or(0) as usize + 1;
+    let len = usize::from(negative) + digits + 4;
+    for _ in len..width {
         out.push(' ');
     }
-    out.push_str(&text);
+    if negative {
+        out.push('-');
+    }
+    let _ = write!(out, "{whole}.{:03}", ms % 1000);
 }
 
 /// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.

@@ -49,7 +49,7 @@ impl Recorder {
             let command = self
                 .tasks
                 .get(record.key.seq - 1)
-                .map(|t| t.command_line(Some(record.slot)))
+                .map(|t| t.command_text(Some(record.slot)))
                 .unwrap_or_default();
             if let Err(e) = self.joblog.append(record, self.start_epoch(), &command) {
                 self.errors

@@ -149,9 +149,18 @@ impl<L: Launcher> Scheduler<L> {
 
     /// Block until a launcher reply, a control, a sample or the next deadline.
     fn wait_for_change(&mut self) {
-        if self.inputs.replies.is_empty()
-            && let Some(idle) = &mut self.idle
-        {
+        // Fast path while replies arrive back to back (tiny items): no select to set up.
+        // Controls and samples are looked at first, so a flood of replies cannot hide them.
+        if let Ok(control) = self.inputs.controls.try_recv() {
+            return self.on_control(control);
+        }
+        if let Ok(sample) = self.inputs.samples.try_recv() {
+            return self.on_sample(sample);
+        }
+        if let Ok(msg) = self.inputs.replies.try_recv() {
+            return self.on_reply(msg);
+        }
+        if let Some(idle) = &mut self.idle {
             idle();
         }
         let mut select = Select::new();

@@ -49,12 +49,20 @@ pub struct WorkerContext {
     pub poolscope: PathBuf,
     /// Recycle a worker after this many items; 0 never.
     pub max_tasks: u32,
+    /// The pool's time limit per item; a worker must also be ready within its item's.
+    pub timeout: Option<std::time::Duration>,
     /// CLOCK_MONOTONIC (ns) at the run clock's zero, to place workers' `start_ns`/`end_ns`.
     pub origin_ns: u64,
 }
 
 impl WorkerContext {
-    pub fn new(run: Arc<RunContext>, spec: WorkerSpec, poolscope: PathBuf, max_tasks: u32) -> Self {
+    pub fn new(
+        run: Arc<RunContext>,
+        spec: WorkerSpec,
+        poolscope: PathBuf,
+        max_tasks: u32,
+        timeout: Option<std::time::Duration>,
+    ) -> Self {
         let now_ns = crate::worker::protocol::monotonic_ns();
         let since_start = u64::try_from(run.clock.now().as_nanos()).unwrap_or(u64::MAX);
         WorkerContext {
@@ -63,6 +71,7 @@ impl WorkerContext {
             spec,
             poolscope,
             max_tasks,
+            timeout,
         }
     }
 }

@@ -68,6 +68,8 @@ struct Worker {
     done: u32,
     /// Asked to exit (EOF on its fd 3), and why.
     leaving: Option<&'static str>,
+    /// It must say it is ready by then (its first item's time limit), if it has one.
+    ready_by: Option<(Instant, Duration)>,
 }
 
 struct Slot<'a> {
@@ -149,6 +151,13 @@ impl Slot<'_> {
     /// Start the slot's worker; if it cannot start, its next order fails.
     fn start_worker(&mut self) {
         self.generation += 1;
+        let limit = self
+            .shared
+            .mailbox()
+            .orders
+            .front()
+            .and_then(|o| o.task.timeout)
+            .or(self.ctx.timeout);
         match spawn::spawn(self.ctx, self.slot, self.generation) {
             Ok(process) => {
                 self.send_worker(process.pid, WorkerChange::Started);
@@ -165,6 +174,7 @@ impl Slot<'_> {
                     last_stat: None,
                     done: 0,
                     leaving: None,
+                    ready_by: limit.map(|l| (Instant::now() + l, l)),
                 });
             }
             Err(e) => {
@@ -343,8 +353,18 @@ impl Slot<'_> {
                 fds.push(pollfd(fd.as_raw_fd(), libc::POLLOUT));
             }
         }
-        let timeout = self.closing_deadline.map_or(-1, |d| {
-            i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+        let ready_by = self
+            .worker
+            .as_ref()
+            .filter(|w| !w.ready && w.broken.is_none())
+            .and_then(|w| w.ready_by);
+        let deadline = match (self.closing_deadline, ready_by.map(|(at, _)| at)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map_or(-1, |d| {
+            // Rounded up, so that the deadline has passed when poll returns.
+            i32::try_from(d.saturating_duration_since(Instant::now()).as_millis() + 1)
                 .unwrap_or(i32::MAX)
         });
         // SAFETY: `fds` is a valid array of pollfd of the given length.
@@ -353,11 +373,25 @@ impl Slot<'_> {
             return;
         }
         if n == 0 {
-            // The worker did not exit in time at the end of the run.
-            if let Some(w) = &self.worker {
+            let now = Instant::now();
+            if let Some((at, limit)) = ready_by
+                && at <= now
+                && let Some(w) = &mut self.worker
+            {
+                // It never said it was ready: broken, like a worker writing garbage.
+                w.broken = Some(format!(
+                    "the worker did not say {{\"ready\": true}} within {}",
+                    crate::human::seconds(limit)
+                ));
                 w.process.signal(Signal::SIGKILL);
             }
-            self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
+            if self.closing_deadline.is_some_and(|d| d <= now) {
+                // The worker did not exit in time at the end of the run.
+                if let Some(w) = &self.worker {
+                    w.process.signal(Signal::SIGKILL);
+                }
+                self.closing_deadline = Some(now + CLOSE_GRACE);
+            }
             return;
         }
         let ready = |fd: Option<&OwnedFd>| {
@@ -759,9 +793,12 @@ impl Slot<'_> {
             let record = self.record(item, started, at, item_outcome, None, usage);
             self.worker = None;
             self.gate_open = false;
+            // The worker's exit first: the item's end may be the run's last event.
+            self.send_worker(pid, WorkerChange::Exited { outcome, why });
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+        } else {
+            self.send_worker(pid, WorkerChange::Exited { outcome, why });
         }
-        self.send_worker(pid, WorkerChange::Exited { outcome, why });
         if self.closing_deadline.is_some() {
             self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
         }
