@@ -151,6 +151,20 @@ fn a_worker_killed_mid_task_fails_that_task_only() {
         "{exit}"
     );
     assert_eq!(worker_pids(&s).len(), 2, "the dead worker was replaced");
+    let trace: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("trace.json")).expect("trace.json"))
+            .expect("trace is JSON");
+    let gone = trace["traceEvents"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["ph"] == "i" && e["name"] == "worker gone" && e["args"]["os_pid"] == pid)
+        .expect("the trace marks the worker's death on its slot's track");
+    assert!(
+        gone["args"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("died on task 5"))
+    );
     assert_eq!(task(&s, 4)["pid"], pid, "the worker ran the items before");
     let replacement = task(&s, 6)["pid"].as_u64().expect("pid");
     assert_ne!(

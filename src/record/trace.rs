@@ -43,6 +43,7 @@ pub enum Args<'a> {
     SortIndex { sort_index: usize },
     Attempt(AttemptArgs<'a>),
     Counters(BTreeMap<String, f32>),
+    Worker { os_pid: u32, note: String },
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +138,31 @@ pub fn render(state: &RunState) -> Trace<'_> {
                 max_rss: a.max_rss,
             }),
         });
+    }
+    // Persistent workers: instant marks on their slot's track when one starts, is ready
+    // and leaves (a recycled or replaced worker changes PID on the same track).
+    for w in &state.workers {
+        let marks = [
+            (Some(w.started), "worker started", String::new()),
+            (w.ready, "worker ready", String::new()),
+            (w.exited, "worker gone", w.exit.clone().unwrap_or_default()),
+        ];
+        for (at, name, note) in marks {
+            let Some(at) = at else { continue };
+            events.push(TraceEvent {
+                name,
+                ph: "i",
+                pid: 1,
+                tid: Some(w.slot),
+                cat: Some("worker"),
+                ts: Some(micros(at)),
+                dur: None,
+                args: Args::Worker {
+                    os_pid: w.pid,
+                    note,
+                },
+            });
+        }
     }
     for (i, at) in state.cores.times.iter().enumerate() {
         let counters = state
