@@ -393,6 +393,13 @@ fn expand_items(
                 .to_string(),
         ));
     }
+    if !table.env.is_empty() || table.cwd.is_some() {
+        return Err((
+            each.span().start,
+            "[each] has `env` or `cwd`, but with [worker] the items run in the workers; put `env` in [worker] (workers run in the task directory)"
+                .to_string(),
+        ));
+    }
     let items: Vec<(String, String)> = match (&table.inputs, &table.range) {
         (Some(_), Some(r)) => {
             return Err((

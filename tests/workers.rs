@@ -379,3 +379,82 @@ fn a_worker_that_never_gets_ready_fails_its_items_in_time() {
     }
     assert_eq!(worker_pids(&s).len(), 2, "each item got a fresh worker");
 }
+
+#[test]
+fn ctrl_c_stops_a_run_whose_workers_are_still_starting() {
+    let dir = python_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\ninit = \"work.py:setup\"\n[each]\nrange = [1, 4]\n",
+        "import time\ndef setup():\n    time.sleep(60)\ndef f(x):\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let mut child = spawn_run(dir.path(), &out);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), libc::SIGINT);
+    let mut status = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            status = child.try_wait().expect("wait");
+            status.is_some()
+        }),
+        "the run did not stop"
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    let s = summary(&out);
+    assert_eq!(s["totals"]["ok"], 0);
+    assert_eq!(s["totals"]["skipped"], 4, "nothing ran: {}", s["totals"]);
+}
+
+#[test]
+fn a_recycled_worker_that_does_not_exit_is_killed() {
+    // init starts a thread that is not a daemon: Python waits for it at exit, for ever.
+    let dir = python_dir(
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:f\"\ninit = \"work.py:setup\"\nmax_tasks_per_worker = 1\n[each]\nrange = [1, 2]\n",
+        "import threading, time\ndef setup():\n    threading.Thread(target=time.sleep, args=(600,)).start()\ndef f(x):\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["totals"]["ok"], 2);
+    let first = s["workers"].as_array().expect("workers")[0]["exit"]
+        .as_str()
+        .expect("exit")
+        .to_string();
+    assert!(
+        first.contains("recycled after 1 items") && first.contains("killed"),
+        "{first}"
+    );
+}
+
+#[test]
+fn a_worker_that_closes_its_replies_is_broken() {
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, 3]\n");
+    script(
+        &dir.path().join("worker"),
+        "#!/usr/bin/env python3\nimport json, os, time\nitems = os.fdopen(3)\nos.write(4, b'{\"ready\": true}\\n')\nfor line in items:\n    item = json.loads(line)\n    if item['input'] == 2:\n        os.close(4)\n        time.sleep(60)\n    os.write(4, (json.dumps({'id': item['id'], 'ok': item['input']}) + '\\n').encode())\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&out);
+    let error = task(&s, 2)["error"].as_str().expect("error");
+    assert!(error.contains("closed its fd 4"), "{error}");
+    assert_eq!(task(&s, 1)["result"], 1);
+    assert_eq!(task(&s, 3)["result"], 3, "a new worker took the rest");
+}
+
+#[test]
+fn a_kernel_answers_each_item_before_it_starts_the_next() {
+    // Item 1 is instant; item 2 outlasts its limit. Item 1's reply must not wait for it.
+    let dir = task_dir(
+        "[pool]\nworkers = 1\n[worker]\nbuiltin = \"sleep\"\ntimeout = \"1s\"\n[each]\ninputs = [\"0\", \"1.5\", \"0\"]\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let s = summary(&out);
+    assert_eq!(task(&s, 1)["status"], "ok");
+    assert_eq!(task(&s, 2)["status"], "timed_out");
+    assert_eq!(task(&s, 3)["status"], "ok");
+}

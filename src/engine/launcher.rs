@@ -76,6 +76,11 @@ pub trait Launcher: Send {
     fn resume(&mut self, slot: usize);
     /// Send `signal` to every process of the running attempt `key` (main process `pid`).
     fn signal(&mut self, key: AttemptKey, pid: u32, signal: Signal);
+    /// Take back `key`, handed to its slot as the one to run next but not started yet
+    /// (a persistent worker still starting up), so that a stop need not wait for it.
+    fn cancel_unstarted(&mut self, _key: AttemptKey) -> Option<AttemptOrder> {
+        None
+    }
     /// How many orders a slot may hold waiting behind its running attempt.
     fn depth(&self) -> usize {
         1

@@ -85,6 +85,11 @@ fn serve_loop(kernel: Kernel, items: &mut impl Read, replies: &mut impl Write) -
         while let Some(nl) = buf[start..end].iter().position(|&b| b == b'\n') {
             let line = &buf[start..start + nl];
             start += nl + 1;
+            // Only `noop` is sure to be quick: before any other item, the replies held
+            // go out, so none waits behind an item that takes long (its timeout runs).
+            if kernel != Kernel::Noop && !out.is_empty() {
+                flush(replies, &mut out)?;
+            }
             if let Err(e) = handle(kernel, line, &mut out, &mut held_since) {
                 flush(replies, &mut out)?;
                 return Err(e);

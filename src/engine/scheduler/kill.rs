@@ -52,6 +52,18 @@ impl<L: Launcher> Scheduler<L> {
         run.kill = Some((reason, now + KILL_GRACE));
         if let Some(pid) = run.pid {
             self.launcher.signal(key, pid, Signal::SIGTERM);
+            return;
+        }
+        // Not started yet (a persistent worker still starting): take it back if the
+        // launcher can, and it is not run at all.
+        let slot = run.slot;
+        if let Some(order) = self.launcher.cancel_unstarted(key) {
+            self.running.remove(&key);
+            if self.slots[slot - 1].current == Some(key) {
+                self.slots[slot - 1].current = None;
+            }
+            self.queue
+                .push_front((order.task.seq - 1, order.key.attempt));
         }
     }
 
@@ -62,8 +74,10 @@ impl<L: Launcher> Scheduler<L> {
         for (key, run) in &mut self.running {
             match run.kill {
                 Some((_, at)) if at <= now && !run.killed_hard => {
+                    // Not started yet: nothing to kill; its start sends SIGTERM and
+                    // sets a new grace.
+                    run.killed_hard = true;
                     if let Some(pid) = run.pid {
-                        run.killed_hard = true;
                         self.launcher.signal(*key, pid, Signal::SIGKILL);
                     }
                 }

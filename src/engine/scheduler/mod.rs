@@ -24,6 +24,9 @@ use kill::KillReason;
 
 pub use kill::KILL_GRACE;
 
+/// While replies keep coming, `idle` is still called this often.
+const IDLE_AT_LEAST_EVERY: Duration = Duration::from_millis(50);
+
 /// An attempt that has been handed to its slot as the slot's current one.
 #[derive(Debug)]
 struct Running {
@@ -77,6 +80,8 @@ pub struct Scheduler<L: Launcher> {
     clock: RunClock,
     watched: Option<Watched>,
     idle: Option<Box<dyn FnMut() + Send>>,
+    /// When `idle` was last called.
+    last_idle: Instant,
     queue: VecDeque<(usize, u32)>,
     slots: Vec<SlotPlan>,
     running: BTreeMap<AttemptKey, Running>,
@@ -109,6 +114,7 @@ impl<L: Launcher> Scheduler<L> {
             clock,
             watched: None,
             idle: None,
+            last_idle: Instant::now(),
             queue: queue.into_iter().map(|i| (i, 1)).collect(),
             running: BTreeMap::new(),
             stopping: None,
@@ -121,6 +127,13 @@ impl<L: Launcher> Scheduler<L> {
     pub fn watch(mut self, watched: Watched) -> Self {
         self.watched = Some(watched);
         self
+    }
+
+    fn call_idle(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle();
+        }
+        self.last_idle = Instant::now();
     }
 
     /// Call `idle` whenever nothing is waiting to be handled (e.g. to write gathered
@@ -144,7 +157,37 @@ impl<L: Launcher> Scheduler<L> {
             self.enforce_deadlines();
         }
         self.skip_the_rest();
-        self.interrupted
+        let interrupted = self.interrupted;
+        // The launcher goes first (persistent workers are asked to exit and waited for),
+        // then what it said on the way out is passed on: the workers' last exits.
+        let Scheduler {
+            launcher,
+            inputs,
+            mut emit,
+            mut idle,
+            ..
+        } = self;
+        drop(launcher);
+        for msg in inputs.replies.try_iter() {
+            if let LaunchMsg::Worker {
+                slot,
+                pid,
+                at,
+                change,
+            } = msg
+            {
+                emit(Event::Worker {
+                    slot,
+                    pid,
+                    at,
+                    change,
+                });
+            }
+        }
+        if let Some(idle) = &mut idle {
+            idle();
+        }
+        interrupted
     }
 
     /// Block until a launcher reply, a control, a sample or the next deadline.
@@ -158,11 +201,13 @@ impl<L: Launcher> Scheduler<L> {
             return self.on_sample(sample);
         }
         if let Ok(msg) = self.inputs.replies.try_recv() {
+            // Records gathered in a long flood still go out every so often.
+            if self.last_idle.elapsed() >= IDLE_AT_LEAST_EVERY {
+                self.call_idle();
+            }
             return self.on_reply(msg);
         }
-        if let Some(idle) = &mut self.idle {
-            idle();
-        }
+        self.call_idle();
         let mut select = Select::new();
         let replies = select.recv(&self.inputs.replies);
         let controls = select.recv(&self.inputs.controls);
@@ -210,6 +255,11 @@ impl<L: Launcher> Scheduler<L> {
                 run.pid = Some(pid);
                 run.deadline = run.timeout.map(|t| Instant::now() + t);
                 let pending_kill = run.kill.is_some();
+                if let Some((_, at)) = &mut run.kill {
+                    // The grace before SIGKILL counts from the SIGTERM sent now.
+                    *at = Instant::now() + KILL_GRACE;
+                    run.killed_hard = false;
+                }
                 self.set_watched(slot, Some(pid));
                 if pending_kill {
                     self.launcher

@@ -218,6 +218,14 @@ impl Launcher for WorkerLauncher {
         self.shared(slot)?.mailbox().orders.pop_front()
     }
 
+    fn cancel_unstarted(&mut self, key: AttemptKey) -> Option<AttemptOrder> {
+        self.slots.iter().flatten().find_map(|t| {
+            let mut mailbox = t.shared.mailbox();
+            let at = mailbox.orders.iter().position(|o| o.key == key)?;
+            mailbox.orders.remove(at)
+        })
+    }
+
     fn resume(&mut self, slot: usize) {
         if let Some(shared) = self.shared(slot) {
             shared.mailbox().resume = true;

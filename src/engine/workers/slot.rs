@@ -22,8 +22,19 @@ use crate::worker::protocol::{self, Reply};
 /// A worker holds about this much work ahead of the item it is on.
 pub(super) const AHEAD: Duration = Duration::from_millis(2);
 
-/// How long a worker may take to exit after EOF on its items pipe at the end of a run.
+/// How long a worker may take to exit after EOF on its items pipe (recycled, or at the end
+/// of the run) before it is killed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A worker gets at least this long to say it is ready, however short its first item's
+/// time limit: start-up (imports, `init`) is not the item's time.
+const READY_AT_LEAST: Duration = Duration::from_secs(5);
+
+/// A worker that closes its fd 4 must exit within this, or it is broken.
+const REPLIES_CLOSED_GRACE: Duration = Duration::from_millis(200);
+
+/// Without a pidfd (Linux before 5.3), how often a slot looks whether its worker exited.
+pub(super) const NO_PIDFD_POLL: Duration = Duration::from_millis(50);
 
 /// Bytes of a bad reply shown in the error.
 const EXCERPT: usize = 200;
@@ -68,8 +79,15 @@ struct Worker {
     done: u32,
     /// Asked to exit (EOF on its fd 3), and why.
     leaving: Option<&'static str>,
-    /// It must say it is ready by then (its first item's time limit), if it has one.
+    /// It must say it is ready by then (its first item's time limit, at least
+    /// [`READY_AT_LEAST`]), if it has one.
     ready_by: Option<(Instant, Duration)>,
+    /// Asked to leave: killed if still there at this instant.
+    leave_by: Option<Instant>,
+    /// Killed because it did not leave when asked.
+    killed_leaving: bool,
+    /// When its fd 4 reached end of file while it was not asked to leave.
+    replies_closed_at: Option<Instant>,
 }
 
 struct Slot<'a> {
@@ -83,8 +101,8 @@ struct Slot<'a> {
     gate_open: bool,
     /// Average item time, seconds (decaying).
     item_secs: f64,
-    /// The run is over: kill the worker at this instant if it has not gone.
-    closing_deadline: Option<Instant>,
+    /// The run is over: the worker is asked to leave and the thread ends after it.
+    closing: bool,
     buf: Vec<u8>,
 }
 
@@ -112,7 +130,7 @@ pub(super) fn run(
         generation: 0,
         gate_open: true,
         item_secs: AHEAD.as_secs_f64(),
-        closing_deadline: None,
+        closing: false,
         buf: vec![0u8; 64 * 1024],
     };
     s.go();
@@ -129,13 +147,11 @@ impl Slot<'_> {
                 (mailbox.closed, !mailbox.orders.is_empty())
             };
             if closed {
+                self.closing = true;
                 if self.worker.is_none() {
                     return;
                 }
-                if self.closing_deadline.is_none() {
-                    self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
-                    self.ask_to_leave("the run ended");
-                }
+                self.ask_to_leave("the run ended");
             } else if self.worker.is_none() && self.gate_open && has_orders {
                 self.start_worker();
                 continue;
@@ -157,7 +173,8 @@ impl Slot<'_> {
             .orders
             .front()
             .and_then(|o| o.task.timeout)
-            .or(self.ctx.timeout);
+            .or(self.ctx.timeout)
+            .map(|t| t.max(READY_AT_LEAST));
         match spawn::spawn(self.ctx, self.slot, self.generation) {
             Ok(process) => {
                 self.send_worker(process.pid, WorkerChange::Started);
@@ -175,6 +192,9 @@ impl Slot<'_> {
                     done: 0,
                     leaving: None,
                     ready_by: limit.map(|l| (Instant::now() + l, l)),
+                    leave_by: None,
+                    killed_leaving: false,
+                    replies_closed_at: None,
                 });
             }
             Err(e) => {
@@ -294,12 +314,14 @@ impl Slot<'_> {
         });
     }
 
-    /// Close the worker's fd 3: it exits once it has answered what it holds.
+    /// Close the worker's fd 3: it exits once it has answered what it holds, or is killed
+    /// [`CLOSE_GRACE`] later.
     fn ask_to_leave(&mut self, why: &'static str) {
         if let Some(w) = &mut self.worker
             && w.leaving.is_none()
         {
             w.leaving = Some(why);
+            w.leave_by = Some(Instant::now() + CLOSE_GRACE);
             if w.outgoing.is_empty() {
                 w.process.items = None;
             }
@@ -353,15 +375,7 @@ impl Slot<'_> {
                 fds.push(pollfd(fd.as_raw_fd(), libc::POLLOUT));
             }
         }
-        let ready_by = self
-            .worker
-            .as_ref()
-            .filter(|w| !w.ready && w.broken.is_none())
-            .and_then(|w| w.ready_by);
-        let deadline = match (self.closing_deadline, ready_by.map(|(at, _)| at)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = self.worker.as_ref().and_then(next_deadline);
         let timeout = deadline.map_or(-1, |d| {
             // Rounded up, so that the deadline has passed when poll returns.
             i32::try_from(d.saturating_duration_since(Instant::now()).as_millis() + 1)
@@ -369,28 +383,13 @@ impl Slot<'_> {
         });
         // SAFETY: `fds` is a valid array of pollfd of the given length.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            return;
-        }
-        if n == 0 {
-            let now = Instant::now();
-            if let Some((at, limit)) = ready_by
-                && at <= now
-                && let Some(w) = &mut self.worker
+        self.enforce_deadlines();
+        if n <= 0 {
+            if let Some(w) = &mut self.worker
+                && w.process.pidfd.is_none()
+                && w.process.has_exited()
             {
-                // It never said it was ready: broken, like a worker writing garbage.
-                w.broken = Some(format!(
-                    "the worker did not say {{\"ready\": true}} within {}",
-                    crate::human::seconds(limit)
-                ));
-                w.process.signal(Signal::SIGKILL);
-            }
-            if self.closing_deadline.is_some_and(|d| d <= now) {
-                // The worker did not exit in time at the end of the run.
-                if let Some(w) = &self.worker {
-                    w.process.signal(Signal::SIGKILL);
-                }
-                self.closing_deadline = Some(now + CLOSE_GRACE);
+                self.worker_exited();
             }
             return;
         }
@@ -418,8 +417,45 @@ impl Slot<'_> {
         if replies {
             self.read_replies(false);
         }
-        if pidfd {
+        let exited = match &mut self.worker {
+            Some(w) if w.process.pidfd.is_none() => w.process.has_exited(),
+            Some(_) => pidfd,
+            None => false,
+        };
+        if exited {
             self.worker_exited();
+        }
+    }
+
+    /// Kill a worker that missed a deadline: not ready in time, not gone when asked, or
+    /// alive with its fd 4 closed.
+    fn enforce_deadlines(&mut self) {
+        let now = Instant::now();
+        let Some(w) = &mut self.worker else { return };
+        if w.broken.is_none()
+            && !w.ready
+            && let Some((at, limit)) = w.ready_by
+            && at <= now
+        {
+            // It never said it was ready: broken, like a worker writing garbage.
+            w.broken = Some(format!(
+                "the worker did not say {{\"ready\": true}} within {}",
+                crate::human::seconds(limit)
+            ));
+            w.process.signal(Signal::SIGKILL);
+        }
+        if w.leave_by.is_some_and(|at| at <= now) {
+            w.leave_by = None;
+            w.killed_leaving = true;
+            w.process.signal(Signal::SIGKILL);
+        }
+        if w.broken.is_none()
+            && w.leaving.is_none()
+            && w.replies_closed_at
+                .is_some_and(|at| at + REPLIES_CLOSED_GRACE <= now)
+        {
+            w.broken = Some("the worker closed its fd 4 (replies) but did not exit".to_string());
+            w.process.signal(Signal::SIGKILL);
         }
     }
 
@@ -464,11 +500,14 @@ impl Slot<'_> {
             match read_some(fd, &mut self.buf) {
                 Read::Bytes(n) => {
                     let mut data = std::mem::take(&mut w.partial);
+                    // Only the new bytes can hold the end of the pending line.
+                    let mut search = data.len();
                     data.extend_from_slice(&self.buf[..n]);
                     let mut start = 0;
-                    while let Some(end) = data[start..].iter().position(|&b| b == b'\n') {
-                        let line = &data[start..start + end];
-                        start += end + 1;
+                    while let Some(at) = data[search..].iter().position(|&b| b == b'\n') {
+                        let line = &data[start..search + at];
+                        start = search + at + 1;
+                        search = start;
                         if line.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
@@ -486,14 +525,16 @@ impl Slot<'_> {
                 }
                 Read::Eof => {
                     w.process.replies = None;
-                    if !w.partial.is_empty() && w.broken.is_none() {
-                        let line = std::mem::take(&mut w.partial);
-                        self.on_reply(&line);
+                    if w.leaving.is_none() {
+                        w.replies_closed_at = Some(Instant::now());
                     }
-                    if let Some(w) = &self.worker
-                        && w.process.pidfd.is_none()
+                    // A last line without its newline counts if it is a whole reply; if it
+                    // is cut short (the worker died writing it), its exit status tells.
+                    let last = std::mem::take(&mut w.partial);
+                    if !last.iter().all(u8::is_ascii_whitespace)
+                        && protocol::parse_reply(&last).is_ok()
                     {
-                        self.worker_exited();
+                        self.on_reply(&last);
                     }
                     return;
                 }
@@ -698,6 +739,20 @@ impl Slot<'_> {
         let Some(mut w) = self.worker.take() else {
             return;
         };
+        // Before the PID can be reused: nothing may signal it as this slot's any more.
+        *self
+            .shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        // The item it died on is charged what it used, read while /proc still has it.
+        let usage = usage_since(&mut w);
+        // Processes it started and left behind go with it (its group outlives it until
+        // it is reaped).
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(w.process.pid as i32),
+            Signal::SIGKILL,
+        );
         let status = w.process.reap();
         let at = self.ctx.run.clock.now();
         let outcome = match status {
@@ -721,29 +776,33 @@ impl Slot<'_> {
                 mailbox.orders.push_front(order);
             }
         }
-        *self
-            .shared
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
         let why = if let Some(broken) = &w.broken {
             broken.clone()
         } else if let Some(item) = &head {
             format!("died on task {}", item.order.key.seq)
         } else if let Some(leaving) = w.leaving {
-            match leaving {
+            let mut why = match leaving {
                 "recycled" => format!("recycled after {} items", w.done),
                 other => other.to_string(),
+            };
+            if w.killed_leaving {
+                why.push_str(&format!(
+                    "; killed: it did not exit within {} of EOF on fd 3",
+                    crate::human::seconds(CLOSE_GRACE)
+                ));
             }
+            why
         } else if !w.ready {
             "exited before it was ready".to_string()
         } else {
             "exited between items".to_string()
         };
-        // What fails: the item it was on, or (if it never got ready) the next order.
+        // What fails: the item it was on; or, if it left unasked before finishing any item
+        // (never ready, or gone at once), the next order, so that a worker that cannot
+        // start is not started again and again.
         let victim = match head {
             Some(item) => Some(item),
-            None if !w.ready && self.closing_deadline.is_none() => self
+            None if w.leaving.is_none() && !self.closing && w.done == 0 => self
                 .shared
                 .mailbox()
                 .orders
@@ -788,7 +847,6 @@ impl Slot<'_> {
                 (None, other) => other.clone(),
             };
             let started = item.head.as_ref().map_or(at, |h| h.at);
-            let usage = usage_since(&mut w);
             self.worker = Some(w);
             let record = self.record(item, started, at, item_outcome, None, usage);
             self.worker = None;
@@ -798,9 +856,6 @@ impl Slot<'_> {
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
         } else {
             self.send_worker(pid, WorkerChange::Exited { outcome, why });
-        }
-        if self.closing_deadline.is_some() {
-            self.closing_deadline = Some(Instant::now() + CLOSE_GRACE);
         }
     }
 
@@ -824,6 +879,27 @@ const SILENT_BEFORE_PREFETCH: u32 = 8;
 fn may_print(ctx: &WorkerContext, w: &Worker) -> bool {
     let builtin = matches!(ctx.spec.program, WorkerProgram::Builtin(_));
     w.printed || (!builtin && w.done < SILENT_BEFORE_PREFETCH)
+}
+
+/// The next instant something must happen to `w` unprompted.
+fn next_deadline(w: &Worker) -> Option<Instant> {
+    let ready = w
+        .ready_by
+        .filter(|_| !w.ready && w.broken.is_none())
+        .map(|(at, _)| at);
+    let closed = w
+        .replies_closed_at
+        .filter(|_| w.broken.is_none() && w.leaving.is_none())
+        .map(|at| at + REPLIES_CLOSED_GRACE);
+    let look = w
+        .process
+        .pidfd
+        .is_none()
+        .then(|| Instant::now() + NO_PIDFD_POLL);
+    [ready, w.leave_by, closed, look]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// How many items a worker should hold, counting the one it is on, given its average item

@@ -24,8 +24,11 @@ pub(super) struct Process {
     pub(super) replies: Option<OwnedFd>,
     /// Its stdout and stderr.
     pub(super) output: [Option<OwnedFd>; 2],
-    /// Readable once the process has exited.
+    /// Readable once the process has exited (`None` on kernels before 5.3: then the
+    /// slot looks with `waitpid` every [`super::slot::NO_PIDFD_POLL`]).
     pub(super) pidfd: Option<OwnedFd>,
+    /// Its wait status, once collected.
+    status: Option<i32>,
 }
 
 /// Start a worker for `slot`.
@@ -81,6 +84,7 @@ pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Re
         replies: Some(replies),
         output,
         pidfd: pidfd_open(pid),
+        status: None,
     })
 }
 
@@ -107,8 +111,25 @@ impl Process {
         let _ = killpg(Pid::from_raw(self.pid as i32), signal);
     }
 
-    /// Reap the worker: its wait status (blocking; call once the pidfd is readable).
-    pub(super) fn reap(&self) -> io::Result<i32> {
+    /// Whether it has exited, without waiting (its status is kept for [`Process::reap`]).
+    pub(super) fn has_exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        let mut status = 0;
+        // SAFETY: status is valid for writes; WNOHANG never blocks.
+        let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if r == self.pid as libc::pid_t {
+            self.status = Some(status);
+        }
+        self.status.is_some()
+    }
+
+    /// Reap the worker: its wait status (blocking; call once it has exited).
+    pub(super) fn reap(&mut self) -> io::Result<i32> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
         let mut status = 0;
         loop {
             // SAFETY: status is valid for writes; rusage may be null.
