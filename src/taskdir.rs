@@ -400,49 +400,19 @@ fn expand_items(
                 .to_string(),
         ));
     }
-    let items: Vec<(String, String)> = match (&table.inputs, &table.range) {
-        (Some(_), Some(r)) => {
-            return Err((
-                r.span().start,
-                "[each] has both `inputs` and `range`; keep one".to_string(),
-            ));
-        }
-        (None, None) => {
-            return Err((
-                each.span().start,
-                "[each] needs `inputs = \"glob/*\"`, `inputs = [\"a\", \"b\"]` or `range = [1, 20]`"
-                    .to_string(),
-            ));
-        }
-        (None, Some(range)) => {
-            let [first, last] = *range.get_ref();
-            if first > last {
-                return Err((
-                    range.span().start,
-                    format!(
-                        "`range = [{first}, {last}]` is empty; write [first, last] with first <= last"
-                    ),
-                ));
-            }
-            (first..=last)
-                .map(|n| (n.to_string(), n.to_string()))
-                .collect()
-        }
-        (Some(inputs), None) => {
-            let strings = match inputs.get_ref() {
-                Inputs::List(list) => list.clone(),
-                Inputs::Glob(pattern) => {
-                    glob_inputs(dir, pattern).map_err(|m| (inputs.span().start, m))?
-                }
-            };
-            strings
-                .into_iter()
-                .map(|s| {
-                    let json = serde_json::to_string(&s).unwrap_or_else(|_| "null".to_string());
-                    (s, json)
-                })
-                .collect()
-        }
+    // Inputs are sent as JSON strings, `range` items as numbers.
+    let items: Vec<(String, String)> = match each_values(dir, each, true)? {
+        EachValues::Numbers(numbers) => numbers
+            .into_iter()
+            .map(|n| (n.to_string(), n.to_string()))
+            .collect(),
+        EachValues::Strings(strings) => strings
+            .into_iter()
+            .map(|s| {
+                let json = serde_json::to_string(&s).unwrap_or_else(|_| "null".to_string());
+                (s, json)
+            })
+            .collect(),
     };
     let timeout = table.timeout.or(worker_timeout).map(|d| d.0);
     for (input, json) in items {
@@ -463,20 +433,42 @@ fn expand_each(dir: &mut TaskDir, each: &Spanned<EachTable>) -> Result<(), Locat
     let table = each.get_ref();
     let keys = table.run_keys();
     let program = program_of(keys, true).map_err(|m| (each.span().start, m))?;
-    let inputs: Vec<String> = match (&table.inputs, &table.range) {
-        (Some(_), Some(r)) => {
-            return Err((
-                r.span().start,
-                "[each] has both `inputs` and `range`; keep one".to_string(),
-            ));
-        }
-        (None, None) => {
-            return Err((
-                each.span().start,
-                "[each] needs `inputs = \"glob/*\"`, `inputs = [\"a\", \"b\"]` or `range = [1, 20]`"
-                    .to_string(),
-            ));
-        }
+    let inputs: Vec<String> = match each_values(dir, each, uses_input(&program))? {
+        EachValues::Numbers(numbers) => numbers.into_iter().map(|n| n.to_string()).collect(),
+        EachValues::Strings(strings) => strings,
+    };
+    for input in inputs {
+        push_task(dir, input.clone(), program.clone(), input, keys)?;
+    }
+    Ok(())
+}
+
+/// What `[each]` runs over.
+enum EachValues {
+    /// `inputs`: a list, or the files a glob matched.
+    Strings(Vec<String>),
+    /// `range = [first, last]`.
+    Numbers(Vec<i64>),
+}
+
+/// The values of `[each]`: its `inputs` or its `range`. `inputs_used` says whether what
+/// runs refers to the input; `inputs` that nothing uses are an error.
+fn each_values(
+    dir: &mut TaskDir,
+    each: &Spanned<EachTable>,
+    inputs_used: bool,
+) -> Result<EachValues, Located> {
+    let table = each.get_ref();
+    match (&table.inputs, &table.range) {
+        (Some(_), Some(r)) => Err((
+            r.span().start,
+            "[each] has both `inputs` and `range`; keep one".to_string(),
+        )),
+        (None, None) => Err((
+            each.span().start,
+            "[each] needs `inputs = \"glob/*\"`, `inputs = [\"a\", \"b\"]` or `range = [1, 20]`"
+                .to_string(),
+        )),
         (None, Some(range)) => {
             let [first, last] = *range.get_ref();
             if first > last {
@@ -487,26 +479,20 @@ fn expand_each(dir: &mut TaskDir, each: &Spanned<EachTable>) -> Result<(), Locat
                     ),
                 ));
             }
-            (first..=last).map(|n| n.to_string()).collect()
+            Ok(EachValues::Numbers((first..=last).collect()))
         }
-        (Some(inputs), None) if !uses_input(&program) => {
-            return Err((
-                inputs.span().start,
-                "[each] has `inputs` but its command never uses them; put {} (or {/}, {.} ...) where the input goes"
-                    .to_string(),
-            ));
-        }
+        (Some(inputs), None) if !inputs_used => Err((
+            inputs.span().start,
+            "[each] has `inputs` but its command never uses them; put {} (or {/}, {.} ...) where the input goes"
+                .to_string(),
+        )),
         (Some(inputs), None) => match inputs.get_ref() {
-            Inputs::List(list) => list.clone(),
-            Inputs::Glob(pattern) => {
-                glob_inputs(dir, pattern).map_err(|m| (inputs.span().start, m))?
-            }
+            Inputs::List(list) => Ok(EachValues::Strings(list.clone())),
+            Inputs::Glob(pattern) => glob_inputs(dir, pattern)
+                .map(EachValues::Strings)
+                .map_err(|m| (inputs.span().start, m)),
         },
-    };
-    for input in inputs {
-        push_task(dir, input.clone(), program.clone(), input, keys)?;
     }
-    Ok(())
 }
 
 fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> {

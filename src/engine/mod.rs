@@ -288,44 +288,29 @@ impl Run {
             controls: self.controls,
             samples,
         };
+        let pool = Pool {
+            tasks: self.tasks,
+            queue: self.queue,
+            cores: self.info.cores,
+            inputs,
+            emit: Box::new(emit.clone()),
+            clock: self.ctx.clock,
+            watched,
+            recorder: Arc::clone(&self.recorder),
+            config: self.config,
+        };
         let interrupted = match self.worker {
             Some(spec) => {
                 let ctx = WorkerContext::new(
                     Arc::clone(&self.ctx),
                     spec,
                     self.poolscope,
-                    self.config.max_tasks_per_worker,
-                    self.config.timeout,
+                    pool.config.max_tasks_per_worker,
+                    pool.config.timeout,
                 );
-                let launcher = WorkerLauncher::new(Arc::new(ctx), reply_tx);
-                schedule(
-                    self.tasks,
-                    self.queue,
-                    self.config,
-                    self.info.cores,
-                    launcher,
-                    inputs,
-                    emit.clone(),
-                    self.ctx.clock,
-                    watched,
-                    Arc::clone(&self.recorder),
-                )
+                pool.run(WorkerLauncher::new(Arc::new(ctx), reply_tx))
             }
-            None => {
-                let launcher = ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx);
-                schedule(
-                    self.tasks,
-                    self.queue,
-                    self.config,
-                    self.info.cores,
-                    launcher,
-                    inputs,
-                    emit.clone(),
-                    self.ctx.clock,
-                    watched,
-                    Arc::clone(&self.recorder),
-                )
-            }
+            None => pool.run(ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx)),
         };
         drop(monitor);
         guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
@@ -348,37 +333,41 @@ impl Run {
     }
 }
 
-/// Run the pool on `launcher` to the end; whether it was interrupted. The launcher is
-/// dropped before this returns (persistent workers are asked to exit).
-#[allow(clippy::too_many_arguments)]
-fn schedule<L: Launcher>(
+/// What the scheduler needs besides a launcher.
+struct Pool {
     tasks: Arc<Vec<Arc<Task>>>,
     queue: Vec<usize>,
     config: PoolConfig,
     cores: usize,
-    launcher: L,
     inputs: Inputs,
-    emit: impl FnMut(Event) + Send + 'static,
+    emit: Box<dyn FnMut(Event) + Send>,
     clock: RunClock,
     watched: Watched,
     recorder: Arc<Mutex<Recorder>>,
-) -> bool {
-    let flush = move || {
-        recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
-    };
-    Scheduler::new(
-        tasks.iter().cloned().collect(),
-        queue,
-        config,
-        cores,
-        launcher,
-        inputs,
-        Box::new(emit),
-        clock,
-    )
-    .watch(watched)
-    .on_idle(Box::new(flush))
-    .run()
+}
+
+impl Pool {
+    /// Run the pool on `launcher` to the end; whether it was interrupted. The launcher is
+    /// dropped before this returns (persistent workers are asked to exit).
+    fn run<L: Launcher>(self, launcher: L) -> bool {
+        let recorder = self.recorder;
+        let flush = move || {
+            recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+        };
+        Scheduler::new(
+            self.tasks.iter().cloned().collect(),
+            self.queue,
+            self.config,
+            self.cores,
+            launcher,
+            self.inputs,
+            self.emit,
+            self.clock,
+        )
+        .watch(self.watched)
+        .on_idle(Box::new(flush))
+        .run()
+    }
 }
 
 /// CPU time (user + system) of this process's own threads, children not included.

@@ -3,10 +3,11 @@
 //! for `--resume`.
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
 
+use super::batch::Batched;
 use crate::event::AttemptRecord;
 
 pub const FILE: &str = "joblog.tsv";
@@ -14,14 +15,10 @@ pub const FILE: &str = "joblog.tsv";
 pub const HEADER: &str =
     "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
 
-/// Lines are gathered and written when the engine is idle or this much is waiting.
-const BATCH: usize = 64 * 1024;
-
 /// An open joblog. Lines are gathered while finished tasks arrive back to back and written
 /// together (one `write`) as soon as the engine has nothing else to do.
 pub struct Joblog {
-    file: File,
-    pending: Vec<u8>,
+    out: Batched,
 }
 
 impl Joblog {
@@ -44,8 +41,7 @@ impl Joblog {
             }
         }
         Ok(Joblog {
-            file,
-            pending: Vec::new(),
+            out: Batched::to_file(path.to_path_buf(), file),
         })
     }
 
@@ -56,29 +52,15 @@ impl Joblog {
         run_start_epoch: f64,
         command: &str,
     ) -> io::Result<()> {
-        self.pending
+        self.out
+            .buffer()
             .extend_from_slice(line(record, run_start_epoch, command).as_bytes());
-        if self.pending.len() >= BATCH {
-            self.flush()?;
-        }
-        Ok(())
+        self.out.added()
     }
 
     /// Write the lines gathered so far.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let written = self.file.write_all(&self.pending);
-        self.pending.clear();
-        written
-    }
-}
-
-impl Drop for Joblog {
-    /// Lines still gathered go out now (a run that ends normally has flushed them already).
-    fn drop(&mut self) {
-        let _ = self.flush();
+        self.out.flush()
     }
 }
 

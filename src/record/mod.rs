@@ -1,6 +1,7 @@
 //! What a run leaves on disk (DESIGN §5): the run directory with `joblog.tsv`,
 //! `trace.json`, `outputs/`, `results.jsonl` (persistent workers) and `summary.json`.
 
+mod batch;
 pub mod history;
 pub mod joblog;
 pub mod results;

@@ -1,7 +1,7 @@
 //! The kernels built into poolscope's own binary, served as persistent workers by the
 //! hidden subcommand `poolscope __worker KERNEL`.
 //!
-//! [`serve`] speaks the [protocol](super::protocol) on fds 3 and 4. It reads items in big
+//! [`serve`] speaks the [protocol] on fds 3 and 4. It reads items in big
 //! chunks, answers every complete line of a chunk, and writes the replies it holds with
 //! one `write` before it would block reading again (or sooner, once the replies it holds
 //! are [`FLUSH_AFTER_NS`] old), so cheap items cost no system call of their own.

@@ -8,7 +8,7 @@
 //! thread drains; an order can be taken back while it is still there.
 //!
 //! How many items a worker holds at once adapts to how long its items take: enough to
-//! cover about [`slot::AHEAD`] of work (at least two, so the next item is always there
+//! cover about 2 ms of work (at least two, so the next item is always there
 //! when one ends, and at most [`DEPTH`]), so tiny items cost no round trip each while a
 //! worker of long items is never handed more than its next one. A worker that prints is fed
 //! one item at a time, so each print lands with the item that made it: an item's output is

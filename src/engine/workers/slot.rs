@@ -276,20 +276,7 @@ impl Slot<'_> {
             return;
         }
         let key = first.order.key;
-        let mut captures = [
-            Capture::of_attempt(
-                &self.ctx.run.run_dir,
-                key,
-                Stream::Stdout,
-                self.ctx.run.output_cap,
-            ),
-            Capture::of_attempt(
-                &self.ctx.run.run_dir,
-                key,
-                Stream::Stderr,
-                self.ctx.run.output_cap,
-            ),
-        ];
+        let mut captures = captures(self.ctx, key);
         for (capture, stray) in captures.iter_mut().zip(w.stray.iter_mut()) {
             if !stray.is_empty() {
                 capture.push(stray);
@@ -677,20 +664,7 @@ impl Slot<'_> {
         let pid = self.worker.as_ref().map_or(0, |w| w.process.pid);
         let captures = match item.head {
             Some(head) => head.captures,
-            None => [
-                Capture::of_attempt(
-                    &self.ctx.run.run_dir,
-                    key,
-                    Stream::Stdout,
-                    self.ctx.run.output_cap,
-                ),
-                Capture::of_attempt(
-                    &self.ctx.run.run_dir,
-                    key,
-                    Stream::Stderr,
-                    self.ctx.run.output_cap,
-                ),
-            ],
+            None => captures(self.ctx, key),
         };
         let [stdout, mut stderr] = captures;
         if let Outcome::Error { error } = &outcome {
@@ -814,20 +788,7 @@ impl Slot<'_> {
             if item.head.is_none() {
                 // It never ran: the worker's start-up output is its output.
                 let key = item.order.key;
-                let mut captures = [
-                    Capture::of_attempt(
-                        &self.ctx.run.run_dir,
-                        key,
-                        Stream::Stdout,
-                        self.ctx.run.output_cap,
-                    ),
-                    Capture::of_attempt(
-                        &self.ctx.run.run_dir,
-                        key,
-                        Stream::Stderr,
-                        self.ctx.run.output_cap,
-                    ),
-                ];
+                let mut captures = captures(self.ctx, key);
                 for (capture, stray) in captures.iter_mut().zip(&w.stray) {
                     capture.push(stray);
                 }
@@ -879,6 +840,12 @@ const SILENT_BEFORE_PREFETCH: u32 = 8;
 fn may_print(ctx: &WorkerContext, w: &Worker) -> bool {
     let builtin = matches!(ctx.spec.program, WorkerProgram::Builtin(_));
     w.printed || (!builtin && w.done < SILENT_BEFORE_PREFETCH)
+}
+
+/// Fresh captures of an item's stdout and stderr.
+fn captures(ctx: &WorkerContext, key: crate::event::AttemptKey) -> [Capture; 2] {
+    [Stream::Stdout, Stream::Stderr]
+        .map(|stream| Capture::of_attempt(&ctx.run.run_dir, key, stream, ctx.run.output_cap))
 }
 
 /// The next instant something must happen to `w` unprompted.
