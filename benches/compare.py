@@ -20,21 +20,22 @@ Python 3 standard library only.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# benchlib.py is next to this script: its folder first, from any cwd, even with python3 -P
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import (BenchError, announce, arg_parser, command_line, fact_lines,  # noqa: E402
+                      find_poolscope, first_line, fmt, machine_facts, parse_args, ratio,
+                      rewrite_file, rotated, versions_lines, work_dir)
 
 POOL_SCRIPT = '''\
 import multiprocessing
@@ -55,10 +56,6 @@ if __name__ == "__main__":
         print(f"{bad} of {count} commands failed", file=sys.stderr)
         sys.exit(1)
 '''
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 @dataclass(eq=False)
@@ -175,99 +172,17 @@ class Bench:
         return wall
 
 
-def first_line(argv: list[str]) -> str:
-    try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, timeout=30)
-        out = p.stdout.decode(errors="replace").strip().splitlines()
-        return out[0].strip() if out else "?"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"? ({e})"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def find_poolscope() -> str:
-    env = os.environ.get("POOLSCOPE")
-    if env:
-        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
-            raise BenchError(f"POOLSCOPE={env} is not an executable file")
-        return os.path.abspath(env)
-    default = os.path.join(REPO, "target", "release", "poolscope")
-    if not os.path.isfile(default):
-        print(f"{default} missing: running cargo build --release", file=sys.stderr)
-        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
-    if not os.path.isfile(default):
-        raise BenchError(f"{default} still missing after cargo build --release")
-    return default
-
-
-def git_rev() -> str:
-    """The repository's HEAD commit at benchmark time (the binary may differ if $POOLSCOPE
-    points elsewhere)."""
-    try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
-                              capture_output=True, text=True, timeout=30)
-        if head.returncode != 0:
-            return "?"
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=30)
-        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-
-
-def fmt(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×" if b > 0 else "n/a"
-
-
 def report(args, results, facts, versions, command) -> str:
     L: list[str] = []
     L.append("# poolscope side-by-side benchmark")
     L.append("")
-    L.append(f"- Date (UTC): {facts['date']}")
-    L.append(f"- Machine: nproc {facts['nproc']}, CPU `{facts['cpu']}`, "
-             f"kernel `{facts['kernel']}`, load average before start `{facts['load']}`")
-    L.append(f"- Repository HEAD at run time: `{facts['rev']}`; poolscope binary: "
-             f"`{facts['binary']}`")
+    L += fact_lines(facts)
     L.append(f"- Runs per tool per case: {args.runs}, tools interleaved round-robin "
              "(the starting tool rotates each round); one untimed warm-up per tool first")
     L.append("- Wall time measured from outside: `time.perf_counter()` around "
              "`subprocess.run()` of the whole command (process startup included)")
     L.append("")
-    L.append("Tool versions:")
-    L.append("")
-    for k, v in versions.items():
-        L.append(f"- {k}: `{v}`")
-    L.append("")
-    L.append("Produced by:")
-    L.append("")
-    L.append("```")
-    L.append(command)
-    L.append("```")
-    L.append("")
+    L += versions_lines("Tool versions:", versions, command)
     L.append("Commands timed (`seq N` is fed to stdin by the script; `$TMP/tasks/CASE` "
              "holds a generated `poolscope.toml`: `[each]` with `range = [1, N]` and "
              "`cmd = [...]`; each poolscope run gets a fresh `--out` directory; "
@@ -375,46 +290,30 @@ END = "<!-- end: written by benches/compare.py -->"
 def write_section(path: str, text: str) -> None:
     """Replace this script's section of `path`, keeping what other benchmarks wrote."""
     section = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = ""
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        new = head + section + ("\n" + tail if tail else "")
-    else:
-        new = section + ("\n" + old if old else "")
-    with open(path, "w") as f:
-        f.write(new)
+
+    def splice(old: str) -> str:
+        if BEGIN in old and END in old:
+            head, rest = old.split(BEGIN, 1)
+            tail = rest.split(END, 1)[1].lstrip("\n")
+            return head + section + ("\n" + tail if tail else "")
+        return section + ("\n" + old if old else "")
+
+    rewrite_file(path, splice)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5, help="runs per tool per case (default 5)")
-    ap.add_argument("--write", metavar="FILE", help="also write the markdown report to FILE")
+    ap = arg_parser(__doc__, 5, "runs per tool per case (default 5)",
+                    "also write the markdown report to FILE")
     ap.add_argument("--cases", default=",".join(c.key for c in CASES),
                     help="comma-separated subset of: " + ", ".join(c.key for c in CASES))
-    ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
-    args = ap.parse_args()
-    if args.runs < 1:
-        ap.error("--runs must be ≥ 1")
+    args = parse_args(ap)
     wanted = [k.strip() for k in args.cases.split(",") if k.strip()]
     unknown = set(wanted) - {c.key for c in CASES}
     if unknown:
         ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
     cases = [c for c in CASES if c.key in wanted]
 
-    facts = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": first_line(["nproc"]),
-        "cpu": cpu_model(),
-        "kernel": platform.release(),
-        "load": loadavg(),
-        "rev": git_rev(),
-    }
+    facts = machine_facts()
     try:
         poolscope = find_poolscope()
         parallel = shutil.which("parallel")
@@ -433,43 +332,31 @@ def main() -> int:
         "parallel": first_line([parallel, "--will-cite", "--version"]),
         "python3": first_line([sys.executable, "--version"]),
     }
-    invoked = os.environ.get("POOLSCOPE_BENCH_INVOCATION") or " ".join(
-        shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1]] + sys.argv)
-    env_part = f"POOLSCOPE={shlex.quote(os.environ['POOLSCOPE'])} " if os.environ.get("POOLSCOPE") else ""
-    command = env_part + invoked
-    print(f"poolscope: {poolscope}", file=sys.stderr)
-    for k, v in versions.items():
-        print(f"{k}: {v}", file=sys.stderr)
-    print(f"load average before start: {facts['load']}", file=sys.stderr)
+    command = command_line()
+    announce(poolscope, versions, facts)
 
-    work = tempfile.mkdtemp(prefix="poolscope-bench-")
-    t_start = time.perf_counter()
-    try:
-        bench = Bench(poolscope, parallel, work)
-        # Warm-up: one tiny untimed run per tool (page cache, Python imports).
-        warm = Case("warmup", "warm-up", 4, 2, ["true"], True)
-        for tool in TOOLS:
-            bench.run_once(tool, warm, None)
+    with work_dir("poolscope-bench-", args.keep) as work:
+        t_start = time.perf_counter()
+        try:
+            bench = Bench(poolscope, parallel, work)
+            # Warm-up: one tiny untimed run per tool (page cache, Python imports).
+            warm = Case("warmup", "warm-up", 4, 2, ["true"], True)
+            for tool in TOOLS:
+                bench.run_once(tool, warm, None)
 
-        results: dict[Case, dict] = {}
-        for case in cases:
-            samples = {t: Samples() for t in TOOLS}
-            cmds = {t: bench.invocation(t, case).shell for t in TOOLS}
-            for r in range(args.runs):
-                order = TOOLS[r % len(TOOLS):] + TOOLS[:r % len(TOOLS)]
-                for tool in order:
-                    w = bench.run_once(tool, case, samples[tool])
-                    print(f"[{case.key} run {r + 1}/{args.runs}] {tool:9s} {w:7.3f} s",
-                          file=sys.stderr, flush=True)
-            results[case] = {"samples": samples, "cmds": cmds}
-    except BenchError as e:
-        print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"work dir kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+            results: dict[Case, dict] = {}
+            for case in cases:
+                samples = {t: Samples() for t in TOOLS}
+                cmds = {t: bench.invocation(t, case).shell for t in TOOLS}
+                for r in range(args.runs):
+                    for tool in rotated(TOOLS, r):
+                        w = bench.run_once(tool, case, samples[tool])
+                        print(f"[{case.key} run {r + 1}/{args.runs}] {tool:9s} {w:7.3f} s",
+                              file=sys.stderr, flush=True)
+                results[case] = {"samples": samples, "cmds": cmds}
+        except BenchError as e:
+            print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
+            return 1
 
     text = report(args, results, facts, versions, command)
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"

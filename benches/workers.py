@@ -37,21 +37,21 @@ Python 3 standard library only.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# benchlib.py is next to this script: its folder first, from any cwd, even with python3 -P
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchlib import (BenchError, announce, arg_parser, command_line, fact_lines,  # noqa: E402
+                      find_poolscope, first_line, fmt, loadavg, machine_facts, parse_args,
+                      ratio, rewrite_file, rotated, versions_lines, work_dir)
 
 WORKERS = 2
 STARTUP_WORKERS = 8
@@ -132,10 +132,6 @@ if __name__ == "__main__":
 '''
 
 WORK_PY = "def f(x):\n    return x\n"
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -359,76 +355,8 @@ def workers_ready(summary: dict, expected: int) -> tuple[float | None, str]:
     return max(got), ""
 
 
-def first_line(argv: list[str]) -> str:
-    try:
-        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, timeout=30)
-        out = p.stdout.decode(errors="replace").strip().splitlines()
-        return out[0].strip() if out else "?"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"? ({e})"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
-
-
-def find_poolscope() -> str:
-    env = os.environ.get("POOLSCOPE")
-    if env:
-        if not (os.path.isfile(env) and os.access(env, os.X_OK)):
-            raise BenchError(f"POOLSCOPE={env} is not an executable file")
-        return os.path.abspath(env)
-    default = os.path.join(REPO, "target", "release", "poolscope")
-    if not os.path.isfile(default):
-        print(f"{default} missing: running cargo build --release", file=sys.stderr)
-        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
-    if not os.path.isfile(default):
-        raise BenchError(f"{default} still missing after cargo build --release")
-    return default
-
-
-def git_rev() -> str:
-    """The repository's HEAD commit at benchmark time (the binary may differ if $POOLSCOPE
-    points elsewhere)."""
-    try:
-        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short=12", "HEAD"],
-                              capture_output=True, text=True, timeout=30)
-        if head.returncode != 0:
-            return "?"
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=30)
-        return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-
-
-def fmt(x: float) -> str:
-    return f"{x:.3f}"
-
-
 def ms(x: float) -> str:
     return f"{1000 * x:.1f}"
-
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×" if b > 0 else "n/a"
 
 
 def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: dict,
@@ -437,11 +365,7 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
     L: list[str] = []
     L.append("# Persistent workers: poolscope against multiprocessing")
     L.append("")
-    L.append(f"- Date (UTC): {facts['date']}")
-    L.append(f"- Machine: nproc {facts['nproc']}, CPU `{facts['cpu']}`, "
-             f"kernel `{facts['kernel']}`, load average before start `{facts['load']}`")
-    L.append(f"- Repository HEAD at run time: `{facts['rev']}`; poolscope binary: "
-             f"`{facts['binary']}`")
+    L += fact_lines(facts)
     L.append(f"- Runs per contender: {args.runs}, contenders interleaved round-robin (the "
              "starting one rotates each round), after one untimed warm-up run each with a "
              "tenth of the items")
@@ -451,17 +375,7 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
              "`subprocess.run()` of the whole command, so process start-up, pool start-up, "
              "shutdown and (poolscope) writing the run's records are included on both sides")
     L.append("")
-    L.append("Versions:")
-    L.append("")
-    for k, v in versions.items():
-        L.append(f"- {k}: `{v}`")
-    L.append("")
-    L.append("Produced by:")
-    L.append("")
-    L.append("```")
-    L.append(command)
-    L.append("```")
-    L.append("")
+    L += versions_lines("Versions:", versions, command)
     L.append("Commands timed (`$TMP/KEY` holds a generated `poolscope.toml`, and for the "
              "Python worker `work.py` with `def f(x): return x`; each poolscope run gets a "
              "fresh `--out` directory; `mp_workers.py` is the `multiprocessing` script "
@@ -568,49 +482,32 @@ def write_section(path: str, text: str) -> None:
     """Replace this script's section of `path` (appended at the end if missing), keeping
     everything else byte for byte."""
     section = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    try:
-        with open(path) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = ""
-    b = old.find(BEGIN)
-    e = old.find(END, b + len(BEGIN)) if b >= 0 else -1
-    if b >= 0 and e >= 0:
-        new = old[:b] + section + old[e + len(END):]
-    elif old.strip():
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    else:
-        new = section + "\n"
-    with open(path, "w") as f:
-        f.write(new)
+
+    def splice(old: str) -> str:
+        b = old.find(BEGIN)
+        e = old.find(END, b + len(BEGIN)) if b >= 0 else -1
+        if b >= 0 and e >= 0:
+            return old[:b] + section + old[e + len(END):]
+        if old.strip():
+            return old.rstrip("\n") + "\n\n" + section + "\n"
+        return section + "\n"
+
+    rewrite_file(path, splice)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3, help="runs per contender (default 3)")
-    ap.add_argument("--write", metavar="FILE",
-                    help="also write the markdown report into FILE, between "
-                         f"{BEGIN} and {END} (appended if missing)")
+    ap = arg_parser(__doc__, 3, "runs per contender (default 3)",
+                    f"also write the markdown report into FILE, between {BEGIN} and {END} "
+                    "(appended if missing)")
     ap.add_argument("--items", type=int, default=200_000,
                     help="no-op items per throughput run (default 200000)")
     ap.add_argument("--ppe-items", type=int, default=50_000,
                     help="items for ProcessPoolExecutor, which is slow (default 50000)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary work directory")
-    args = ap.parse_args()
-    if args.runs < 1:
-        ap.error("--runs must be ≥ 1")
+    args = parse_args(ap)
     if args.items < 10 or args.ppe_items < 10:
         ap.error("--items and --ppe-items must be ≥ 10")
 
-    facts = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "nproc": first_line(["nproc"]),
-        "cpu": cpu_model(),
-        "kernel": platform.release(),
-        "load": loadavg(),
-        "rev": git_rev(),
-    }
+    facts = machine_facts()
     try:
         poolscope = find_poolscope()
     except (BenchError, subprocess.CalledProcessError) as e:
@@ -625,58 +522,44 @@ def main() -> int:
     path_py = shutil.which("python3")
     adapter_py = first_line([path_py, "--version"]) + f" ({path_py})" if path_py else "not found"
     versions["python3 on PATH (poolscope's Python adapter)"] = adapter_py
-    invoked = os.environ.get("POOLSCOPE_BENCH_INVOCATION") or " ".join(
-        shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1]] + sys.argv)
-    env_part = (f"POOLSCOPE={shlex.quote(os.environ['POOLSCOPE'])} "
-                if os.environ.get("POOLSCOPE") else "")
-    command = env_part + invoked
-    print(f"poolscope: {poolscope}", file=sys.stderr)
-    for k, v in versions.items():
-        print(f"{k}: {v}", file=sys.stderr)
-    print(f"load average before start: {facts['load']}", file=sys.stderr)
+    command = command_line()
+    announce(poolscope, versions, facts)
 
     counts = {c.key: (args.ppe_items if c.key == "PPE.map" else args.items) for c in THROUGHPUT}
-    work = tempfile.mkdtemp(prefix="poolscope-workers-bench-")
-    t_start = time.perf_counter()
-    try:
-        bench = Bench(poolscope, work)
-        cmds = {c.key: bench.shell(c, WORKERS, counts[c.key]) for c in THROUGHPUT}
-        start_cmds = {c.key: bench.shell(c, STARTUP_WORKERS, STARTUP_WORKERS) for c in STARTUP}
+    with work_dir("poolscope-workers-bench-", args.keep) as work:
+        t_start = time.perf_counter()
+        try:
+            bench = Bench(poolscope, work)
+            cmds = {c.key: bench.shell(c, WORKERS, counts[c.key]) for c in THROUGHPUT}
+            start_cmds = {c.key: bench.shell(c, STARTUP_WORKERS, STARTUP_WORKERS) for c in STARTUP}
 
-        # Warm-up: one untimed run per contender (page cache, Python imports).
-        for c in THROUGHPUT:
-            w = bench.run_once(c, WORKERS, max(10, counts[c.key] // 10), None)
-            print(f"[warm-up] {c.key:13s} {w:7.3f} s", file=sys.stderr, flush=True)
-        for c in STARTUP:
-            bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, None, startup=True)
+            # Warm-up: one untimed run per contender (page cache, Python imports).
+            for c in THROUGHPUT:
+                w = bench.run_once(c, WORKERS, max(10, counts[c.key] // 10), None)
+                print(f"[warm-up] {c.key:13s} {w:7.3f} s", file=sys.stderr, flush=True)
+            for c in STARTUP:
+                bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, None, startup=True)
 
-        thr = {c.key: Samples() for c in THROUGHPUT}
-        for r in range(args.runs):
-            order = THROUGHPUT[r % len(THROUGHPUT):] + THROUGHPUT[:r % len(THROUGHPUT)]
-            for c in order:
-                w = bench.run_once(c, WORKERS, counts[c.key], thr[c.key])
-                n = counts[c.key]
-                print(f"[throughput run {r + 1}/{args.runs}] {c.key:13s} {w:7.3f} s "
-                      f"{n / w:9,.0f} items/s", file=sys.stderr, flush=True)
+            thr = {c.key: Samples() for c in THROUGHPUT}
+            for r in range(args.runs):
+                for c in rotated(THROUGHPUT, r):
+                    w = bench.run_once(c, WORKERS, counts[c.key], thr[c.key])
+                    n = counts[c.key]
+                    print(f"[throughput run {r + 1}/{args.runs}] {c.key:13s} {w:7.3f} s "
+                          f"{n / w:9,.0f} items/s", file=sys.stderr, flush=True)
 
-        start = {c.key: Samples() for c in STARTUP}
-        for r in range(args.runs):
-            order = STARTUP[r % len(STARTUP):] + STARTUP[:r % len(STARTUP)]
-            for c in order:
-                s = start[c.key]
-                w = bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, s, startup=True)
-                rd = f"ready {ms(s.ready[-1])} ms" if len(s.ready) == r + 1 else \
-                    f"ready n/a ({s.ready_missing})"
-                print(f"[start-up run {r + 1}/{args.runs}] {c.key:13s} {ms(w):>7} ms whole, "
-                      f"{rd}", file=sys.stderr, flush=True)
-    except BenchError as e:
-        print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"work dir kept: {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+            start = {c.key: Samples() for c in STARTUP}
+            for r in range(args.runs):
+                for c in rotated(STARTUP, r):
+                    s = start[c.key]
+                    w = bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, s, startup=True)
+                    rd = f"ready {ms(s.ready[-1])} ms" if len(s.ready) == r + 1 else \
+                        f"ready n/a ({s.ready_missing})"
+                    print(f"[start-up run {r + 1}/{args.runs}] {c.key:13s} {ms(w):>7} ms whole, "
+                          f"{rd}", file=sys.stderr, flush=True)
+        except BenchError as e:
+            print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
+            return 1
 
     facts["load_after"] = loadavg()
     text = report(args, thr, counts, cmds, start, start_cmds, facts, versions, command,
