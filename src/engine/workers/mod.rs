@@ -81,8 +81,8 @@ impl WorkerContext {
 struct Mailbox {
     /// Orders not yet handed to the worker, oldest first.
     orders: std::collections::VecDeque<AttemptOrder>,
-    /// The scheduler has decided after a failure: the slot may go on.
-    resume: bool,
+    /// How many failures the scheduler has decided on since the slot last looked.
+    resumes: u32,
     /// The run is over: finish, stop the worker, end the thread.
     closed: bool,
 }
@@ -228,7 +228,7 @@ impl Launcher for WorkerLauncher {
 
     fn resume(&mut self, slot: usize) {
         if let Some(shared) = self.shared(slot) {
-            shared.mailbox().resume = true;
+            shared.mailbox().resumes += 1;
             shared.ring();
         }
     }

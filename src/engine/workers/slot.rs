@@ -97,8 +97,9 @@ struct Slot<'a> {
     replies: &'a Sender<LaunchMsg>,
     worker: Option<Worker>,
     generation: u64,
-    /// After a failed item, hold the mailbox until the scheduler says go.
-    gate_open: bool,
+    /// Failed items the scheduler has not decided on yet (retry, halt); the mailbox is
+    /// held until it has decided on every one.
+    undecided: u32,
     /// Average item time, seconds (decaying).
     item_secs: f64,
     /// The run is over: the worker is asked to leave and the thread ends after it.
@@ -128,7 +129,7 @@ pub(super) fn run(
         replies,
         worker: None,
         generation: 0,
-        gate_open: true,
+        undecided: 0,
         item_secs: AHEAD.as_secs_f64(),
         closing: false,
         buf: vec![0u8; 64 * 1024],
@@ -141,9 +142,8 @@ impl Slot<'_> {
         loop {
             let (closed, has_orders) = {
                 let mut mailbox = self.shared.mailbox();
-                if std::mem::take(&mut mailbox.resume) {
-                    self.gate_open = true;
-                }
+                let decided = std::mem::take(&mut mailbox.resumes);
+                self.undecided = self.undecided.saturating_sub(decided);
                 (mailbox.closed, !mailbox.orders.is_empty())
             };
             if closed {
@@ -152,7 +152,7 @@ impl Slot<'_> {
                     return;
                 }
                 self.ask_to_leave("the run ended");
-            } else if self.worker.is_none() && self.gate_open && has_orders {
+            } else if self.worker.is_none() && self.undecided == 0 && has_orders {
                 self.start_worker();
                 continue;
             }
@@ -203,7 +203,7 @@ impl Slot<'_> {
                     let at = self.ctx.run.clock.now();
                     let record =
                         AttemptRecord::not_started(order.key, self.slot, at, e.to_string());
-                    self.gate_open = false;
+                    self.undecided += 1;
                     let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
                 }
             }
@@ -218,7 +218,7 @@ impl Slot<'_> {
 
     /// Hand waiting orders to a ready worker, up to its window and its item quota.
     fn feed(&mut self) {
-        if !self.gate_open {
+        if self.undecided > 0 {
             return;
         }
         let window = match &self.worker {
@@ -636,7 +636,7 @@ impl Slot<'_> {
             (user, system, cores, rss),
         );
         if failed {
-            self.gate_open = false;
+            self.undecided += 1;
         }
         let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
         self.start_head();
@@ -811,7 +811,7 @@ impl Slot<'_> {
             self.worker = Some(w);
             let record = self.record(item, started, at, item_outcome, None, usage);
             self.worker = None;
-            self.gate_open = false;
+            self.undecided += 1;
             // The worker's exit first: the item's end may be the run's last event.
             self.send_worker(pid, WorkerChange::Exited { outcome, why });
             let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
