@@ -132,7 +132,8 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
 fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let file = std::fs::File::create(&tmp)?;
-    let mut w = std::io::BufWriter::new(file);
+    // Large records (100,000s of tasks) go out in few, large writes.
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     serde_json::to_writer(&mut w, value)?;
     std::io::Write::flush(&mut w)?;
     drop(w);
