@@ -2,7 +2,7 @@
 //! per slot and feeds it items over the worker protocol instead of starting a process per
 //! task.
 //!
-//! Each slot has a thread (`slot.rs`) that owns the slot's worker: it starts it, sends it
+//! Each slot has a thread (`slot/`) that owns the slot's worker: it starts it, sends it
 //! the orders the scheduler queued on the slot, reads its replies, its stdout and stderr,
 //! and notices its death, all in one `poll`. The scheduler's orders wait in a mailbox the
 //! thread drains; an order can be taken back while it is still there.
