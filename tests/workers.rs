@@ -458,3 +458,30 @@ fn a_kernel_answers_each_item_before_it_starts_the_next() {
     assert_eq!(task(&s, 2)["status"], "timed_out");
     assert_eq!(task(&s, 3)["status"], "ok");
 }
+
+#[test]
+fn a_worker_that_dies_right_after_ready_is_not_restarted_for_ever() {
+    // Each worker says it is ready and exits at once: every item fails, each with one
+    // worker, and the run ends.
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, 3]\n");
+    script(
+        &dir.path().join("worker"),
+        "#!/bin/sh\necho '{\"ready\": true}' >&4\nexit 3\n",
+    );
+    let out = dir.path().join("run");
+    let mut child = spawn_run(dir.path(), &out);
+    let mut status = None;
+    let ended = wait_for(Duration::from_secs(30), || {
+        status = child.try_wait().expect("wait");
+        status.is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    assert!(ended, "the run did not end");
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+    let s = summary(&out);
+    assert_eq!(s["totals"]["failed"], 3);
+    assert_eq!(worker_pids(&s).len(), 3, "one worker per failed item");
+}
