@@ -274,7 +274,7 @@ fn persistent_workers_show_stable_pids_and_recycles() {
     h.run_steps(2);
     run_to_end(&mut h);
     let state = h.state().current_state().expect("a run").clone();
-    let pids = &state.slots[0].worker_pids;
+    let pids: Vec<u32> = state.slot_workers(1).map(|w| w.pid).collect();
     assert_eq!(pids.len(), 3, "7 items, 3 per worker: {pids:?}");
     // Every item is on the timeline, each with the PID of the worker that ran it.
     assert_eq!(state.attempts.len(), 7);

@@ -355,7 +355,7 @@ impl Pool {
             recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
         };
         Scheduler::new(
-            self.tasks.iter().cloned().collect(),
+            self.tasks,
             self.queue,
             self.config,
             self.cores,

@@ -12,7 +12,7 @@ const EARLIER_SHOWN: usize = 3;
 
 pub fn ui(ui: &mut Ui, state: &RunState) {
     let now = state.elapsed();
-    let persistent = state.slots.iter().any(|s| !s.worker_pids.is_empty());
+    let persistent = !state.workers.is_empty();
     egui::ScrollArea::vertical()
         .id_salt("workers")
         .max_height(ui.available_height())
@@ -33,7 +33,7 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                     ui.end_row();
                     for (i, slot) in state.slots.iter().enumerate() {
                         ui.label(format!("{}", i + 1));
-                        let starting = slot.worker.as_ref().is_some_and(|w| !w.ready);
+                        let starting = state.live_worker(i + 1).is_some_and(|w| w.ready.is_none());
                         match &slot.current {
                             Some(run) => {
                                 ui.label("running");
@@ -70,10 +70,15 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                             ui.label("0");
                         }
                         if persistent {
-                            let earlier = earlier_workers(&slot.worker_pids);
-                            let label = ui.weak(earlier);
-                            if let Some(why) = &slot.last_worker_exit {
-                                label.on_hover_text(format!("last worker gone: {why}"));
+                            let pids: Vec<u32> = state.slot_workers(i + 1).map(|w| w.pid).collect();
+                            let label = ui.weak(earlier_workers(&pids));
+                            let gone = state
+                                .slot_workers(i + 1)
+                                .filter(|w| w.exited.is_some())
+                                .last();
+                            if let Some(w) = gone {
+                                let why = w.exit.as_deref().unwrap_or("gone");
+                                label.on_hover_text(format!("last worker gone: {}: {why}", w.pid));
                             }
                         }
                         ui.end_row();

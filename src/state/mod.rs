@@ -48,12 +48,6 @@ pub struct SlotState {
     /// Attempts finished in this slot, and how many of them failed.
     pub done: usize,
     pub failed: usize,
-    /// The persistent worker living in this slot now, if any.
-    pub worker: Option<WorkerInfo>,
-    /// PIDs of every persistent worker this slot has had, oldest first.
-    pub worker_pids: Vec<u32>,
-    /// Why the slot's last worker went away.
-    pub last_worker_exit: Option<String>,
 }
 
 /// The life of one persistent worker process, from its start to its exit.
@@ -68,17 +62,6 @@ pub struct WorkerLife {
     pub items: usize,
     /// Why it went away, and how its process ended.
     pub exit: Option<String>,
-}
-
-/// A persistent worker process (DESIGN §3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerInfo {
-    pub pid: u32,
-    /// It said it is ready.
-    pub ready: bool,
-    pub since: Duration,
-    /// Items it has finished.
-    pub items: usize,
 }
 
 /// A stretch of time one slot's task spent on one core.
@@ -275,30 +258,23 @@ impl RunState {
                 }
             }
         }
-        let Some(s) = self.slot_mut(slot) else { return };
-        match change {
-            WorkerChange::Started => {
-                s.worker = Some(WorkerInfo {
-                    pid,
-                    ready: false,
-                    since: at,
-                    items: 0,
-                });
-                s.worker_pids.push(pid);
-                s.last_pid = Some(pid);
-            }
-            WorkerChange::Ready => {
-                if let Some(w) = s.worker.as_mut().filter(|w| w.pid == pid) {
-                    w.ready = true;
-                }
-            }
-            WorkerChange::Exited { outcome, why } => {
-                if s.worker.as_ref().is_some_and(|w| w.pid == pid) {
-                    s.worker = None;
-                }
-                s.last_worker_exit = Some(format!("{pid}: {why} ({})", outcome.describe()));
-            }
+        if let (WorkerChange::Started, Some(s)) = (change, self.slot_mut(slot)) {
+            s.last_pid = Some(pid);
         }
+    }
+
+    /// The persistent workers `slot` has had, oldest first.
+    pub fn slot_workers(&self, slot: usize) -> impl Iterator<Item = &WorkerLife> {
+        self.workers.iter().filter(move |w| w.slot == slot)
+    }
+
+    /// The persistent worker living in `slot` now, if any.
+    pub fn live_worker(&self, slot: usize) -> Option<&WorkerLife> {
+        self.workers
+            .iter()
+            .rev()
+            .find(|w| w.slot == slot)
+            .filter(|w| w.exited.is_none())
     }
 
     /// The latest worker with `pid`.
@@ -376,6 +352,13 @@ impl RunState {
         if record.is_final {
             self.final_attempts += 1;
         }
+        let worker_lives_on = match self.worker_life(record.pid) {
+            Some(w) if record.pid != 0 => {
+                w.items += 1;
+                w.exited.is_none()
+            }
+            _ => false,
+        };
         if let Some(s) = self.slot_mut(record.slot) {
             if s.current.as_ref().is_some_and(|c| c.key == record.key) {
                 s.current = None;
@@ -384,19 +367,11 @@ impl RunState {
             if !record.outcome.is_success() {
                 s.failed += 1;
             }
-            match s.worker.as_mut().filter(|w| w.pid == record.pid) {
-                // A persistent worker stays loaded between its items.
-                Some(w) => w.items += 1,
-                None => {
-                    s.cpu_percent = 0.0;
-                    s.rss = 0;
-                }
+            // A persistent worker stays loaded between its items.
+            if !worker_lives_on {
+                s.cpu_percent = 0.0;
+                s.rss = 0;
             }
-        }
-        if let Some(w) = self.workers.last_mut().filter(|w| w.pid == record.pid) {
-            w.items += 1;
-        } else if let Some(w) = self.worker_life(record.pid) {
-            w.items += 1;
         }
         let slot = record.slot;
         self.close_spans(record.ended, |span| span.slot == slot);

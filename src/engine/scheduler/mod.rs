@@ -71,7 +71,7 @@ pub struct Inputs {
 
 /// The pool's scheduler. Owns the queue, the slots and the running attempts.
 pub struct Scheduler<L: Launcher> {
-    tasks: Vec<Arc<Task>>,
+    tasks: Arc<Vec<Arc<Task>>>,
     config: PoolConfig,
     cores: usize,
     launcher: L,
@@ -94,7 +94,7 @@ impl<L: Launcher> Scheduler<L> {
     /// A scheduler for `tasks`, starting them in the order of `queue` (indexes into `tasks`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        tasks: Vec<Arc<Task>>,
+        tasks: Arc<Vec<Arc<Task>>>,
         queue: Vec<usize>,
         config: PoolConfig,
         cores: usize,

@@ -211,7 +211,7 @@ fn schedule(
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
     let scheduler = Scheduler::new(
-        tasks,
+        Arc::new(tasks),
         (0..n).collect(),
         config,
         2,

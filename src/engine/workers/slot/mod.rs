@@ -214,12 +214,6 @@ impl Slot<'_> {
         }
     }
 
-    /// Whether `w` may print while on an item: it has, or it is not built in and has not
-    /// yet shown it is silent.
-    fn may_print(&self, w: &Worker) -> bool {
-        may_print(self.ctx, w)
-    }
-
     /// Hand waiting orders to a ready worker, up to its window and its item quota.
     fn feed(&mut self) {
         if self.undecided > 0 {
@@ -227,7 +221,7 @@ impl Slot<'_> {
         }
         let window = match &self.worker {
             Some(w) if w.ready && w.leaving.is_none() && w.broken.is_none() => {
-                window(self.item_secs, self.may_print(w))
+                window(self.item_secs, may_print(self.ctx, w))
             }
             _ => return,
         };
