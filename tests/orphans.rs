@@ -56,6 +56,17 @@ fn recorded_pids(pids: &Path) -> Vec<i32> {
     list
 }
 
+/// Run `dir`, wait until its tasks recorded their PIDs in `pids`, `kill -9` poolscope,
+/// and check that every recorded process is gone within a second.
+fn kill_9_mid_run_leaves_nothing(dir: &Path, pids: &Path) {
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = spawn_run(dir, out.path());
+    let list = recorded_pids(pids);
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    assert_all_gone_within_a_second(&list);
+}
+
 fn assert_all_gone_within_a_second(pids: &[i32]) {
     std::thread::sleep(Duration::from_secs(1));
     let left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
@@ -69,12 +80,7 @@ fn assert_all_gone_within_a_second(pids: &[i32]) {
 fn kill_9_of_poolscope_leaves_nothing_behind() {
     let pids = tempfile::tempdir().expect("tmp");
     let dir = spawner_dir(pids.path());
-    let out = tempfile::tempdir().expect("tmp");
-    let mut child = spawn_run(dir.path(), out.path());
-    let list = recorded_pids(pids.path());
-    signal(child.id(), libc::SIGKILL);
-    let _ = child.wait();
-    assert_all_gone_within_a_second(&list);
+    kill_9_mid_run_leaves_nothing(dir.path(), pids.path());
 }
 
 #[test]
@@ -192,10 +198,5 @@ def f(n):
         ),
     )
     .expect("write work.py");
-    let out = tempfile::tempdir().expect("tmp");
-    let mut child = spawn_run(dir.path(), out.path());
-    let list = recorded_pids(pids.path());
-    signal(child.id(), libc::SIGKILL);
-    let _ = child.wait();
-    assert_all_gone_within_a_second(&list);
+    kill_9_mid_run_leaves_nothing(dir.path(), pids.path());
 }
