@@ -140,7 +140,7 @@ fn a_finished_task_leaves_no_process_behind() {
 fn guardian_of(pid: u32) -> Option<i32> {
     fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let p: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = fs::read(format!("/proc/{p}/cmdline")).ok()?;
+        let comm = fs::read_to_string(format!("/proc/{p}/comm")).ok()?;
         let status = fs::read_to_string(format!("/proc/{p}/status")).ok()?;
         let ppid = status
             .lines()
@@ -148,9 +148,68 @@ fn guardian_of(pid: u32) -> Option<i32> {
             .trim()
             .parse::<u32>()
             .ok()?;
-        let is_guardian = cmdline.split(|&b| b == 0).any(|a| a == b"__guardian");
+        let is_guardian = comm.trim_end() == "poolscope-guard";
         (is_guardian && ppid == pid && alive(p)).then_some(p)
     })
+}
+
+/// What each open descriptor of process `pid` refers to (`pipe:[123]`, a path, …).
+fn open_files(pid: i32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd list")
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .map(|target| target.display().to_string())
+        .collect()
+}
+
+#[test]
+fn the_guardian_holds_none_of_poolscopes_files() {
+    // A reader of poolscope's output must not wait for the guardian, and Ctrl-C in the
+    // terminal must not reach it.
+    let dir = task_dir("[[task]]\ncmd = [\"sleep\", \"30\"]\n");
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = app()
+        .arg("run")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn poolscope");
+    let pid = child.id() as i32;
+    let mut guardian = None;
+    wait_for(Duration::from_secs(5), || {
+        guardian = guardian_of(child.id());
+        guardian.is_some()
+    });
+    let Some(guardian) = guardian else {
+        signal(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+        panic!("no guardian found");
+    };
+    let mine = open_files(pid);
+    let its = open_files(guardian);
+    // SAFETY: getpgid only reads a process's group.
+    let pgid = |p: i32| unsafe { libc::getpgid(p) };
+    let (own_group, poolscope_group) = (pgid(guardian), pgid(pid));
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    let shared: Vec<&String> = its
+        .iter()
+        .filter(|f| f.starts_with("pipe:") && mine.contains(f))
+        .collect();
+    // Its stdin and stdout are the two pipes that tie it to poolscope, its stderr is
+    // /dev/null, and it has nothing else open.
+    assert_eq!(its.len(), 3, "the guardian has open: {its:?}");
+    assert_eq!(shared.len(), 2, "guardian {its:?}, poolscope {mine:?}");
+    assert!(its.contains(&"/dev/null".to_string()), "{its:?}");
+    assert_eq!(
+        own_group, guardian,
+        "the guardian leads its own process group"
+    );
+    assert_ne!(own_group, poolscope_group);
 }
 
 #[test]

@@ -170,6 +170,7 @@ pub fn run(
                 output_cap: plan.output_cap,
                 guardian: plan.guardian.clone(),
                 waker: waker.clone(),
+                final_sweep: true,
             };
             let config = PoolConfig {
                 workers,

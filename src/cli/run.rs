@@ -13,6 +13,19 @@ use crate::state::RunState;
 use crate::taskdir;
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+    let exe = std::env::current_exe().ok();
+    if let Some(exe) = exe.as_ref().filter(|_| !args.dry_run) {
+        // First of all: with a single thread and a small heap, this process forks its
+        // guardian more cheaply than it could start one later.
+        crate::guard::fork_guardian(exe).map_err(|source| Failure {
+            code: exit::TASKS_FAILED,
+            message: RunError::Guardian {
+                path: exe.clone(),
+                source,
+            }
+            .to_string(),
+        })?;
+    }
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
     let config = args.pool.settings().or(&dir.pool).resolve();
     if args.dry_run {
@@ -33,7 +46,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         run_dir,
         resume: args.resume,
         output_cap: args.output_cap,
-        guardian: std::env::current_exe().ok(),
+        // The guardian sweeps as this process exits, right after the run.
+        final_sweep: false,
+        guardian: exe,
         waker: None,
     };
     let handle = engine::start(&dir, config, options).map_err(|e| match e {

@@ -49,6 +49,11 @@ pub struct RunOptions {
     pub guardian: Option<PathBuf>,
     /// Called after every event is sent, e.g. to wake a GUI's event loop.
     pub waker: Option<Waker>,
+    /// Once the run has ended, kill whatever of its processes escaped their process groups
+    /// and still lives. With `false` this is left to the guardian, which does it as this
+    /// process exits (the command line exits right after its run); without a live
+    /// guardian the run sweeps anyway.
+    pub final_sweep: bool,
 }
 
 /// A callback that wakes whoever reads the events.
@@ -70,6 +75,7 @@ impl RunOptions {
             output_cap: DEFAULT_FILE_CAP,
             guardian: std::env::current_exe().ok(),
             waker: None,
+            final_sweep: true,
         }
     }
 }
@@ -202,6 +208,7 @@ pub fn start(
         ctx,
         recorder: Arc::new(Mutex::new(recorder)),
         waker: options.waker.clone(),
+        final_sweep: options.final_sweep,
         events: event_tx,
         controls: control_rx,
     };
@@ -253,6 +260,7 @@ struct Run {
     ctx: Arc<RunContext>,
     recorder: Arc<Mutex<Recorder>>,
     waker: Option<Waker>,
+    final_sweep: bool,
     events: Sender<Event>,
     controls: Receiver<Control>,
 }
@@ -313,7 +321,6 @@ impl Run {
             None => pool.run(ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx)),
         };
         drop(monitor);
-        guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
         let finished = Event::RunFinished {
             at: self.ctx.clock.now(),
             interrupted,
@@ -329,6 +336,10 @@ impl Run {
         let _ = self.events.send(finished);
         if let Some(Waker(wake)) = &self.waker {
             wake();
+        }
+        // Last, what escaped the tasks' process groups and still lives.
+        if self.final_sweep || !guard::guardian_running() {
+            guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
         }
     }
 }

@@ -1,0 +1,220 @@
+//! The guardian: a child process that outlives this one just long enough to clean up.
+//!
+//! It blocks reading a pipe whose only write end this process holds. However this process
+//! ends (exit, panic, `kill -9`), the pipe closes, and the guardian kills every process
+//! that carries this process's token, then exits. It ignores SIGINT, SIGTERM and SIGHUP
+//! and sits in its own process group, so Ctrl-C in the terminal does not reach it, and it
+//! holds none of this process's other files (a reader of poolscope's output is not kept
+//! waiting for it).
+//!
+//! The two watch each other: the guardian holds the write end of a second pipe, whose end
+//! of file tells a watcher thread here that it died; a new one is then started.
+//!
+//! There are two ways to start it. [`fork_guardian`] forks this process: the guardian is in
+//! place as soon as `fork` returns and starts no program, so a short run does not share
+//! its first milliseconds with a second copy of poolscope loading. That is only sound
+//! while this process has a single thread, which is how the command line calls it.
+//! [`start_guardian`] spawns `poolscope __guardian <token>/` instead: the app, the tests
+//! that run the engine in-process, and every restart after the guardian died use it.
+
+use std::ffi::CStr;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::fcntl::OFlag;
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::unistd::{ForkResult, Pid};
+
+use super::{MARKER_VAR, process_token, sweep};
+
+/// The write end of the live guardian's pipe; held until this process ends.
+static GUARDIAN: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// What the guardian writes on its second pipe once it is ready.
+const READY: u8 = b'R';
+
+/// How long after this process's end the guardian starts killing what it left.
+const SWEEP_AFTER: Duration = Duration::from_millis(10);
+
+/// The guardian's process name (`/proc/PID/comm`, what `ps` and `top` show).
+pub const GUARDIAN_NAME: &CStr = c"poolscope-guard";
+
+/// Start the guardian (once per process) by running `exe __guardian <token>/`.
+pub fn start_guardian(exe: &Path) -> io::Result<()> {
+    let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    if live.is_none() {
+        *live = Some(spawn_guardian(exe.to_path_buf())?);
+    }
+    Ok(())
+}
+
+/// Start the guardian (once per process) by forking this process, if it has a single
+/// thread; otherwise as [`start_guardian`] does. `exe` runs the guardians that replace it.
+pub fn fork_guardian(exe: &Path) -> io::Result<()> {
+    let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    if live.is_some() {
+        return Ok(());
+    }
+    if thread_count() != Some(1) {
+        *live = Some(spawn_guardian(exe.to_path_buf())?);
+        return Ok(());
+    }
+    let prefix = format!("{}/", process_token());
+    let (watch_read, watch_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (alive_read, alive_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: this process has a single thread (checked above), so the child may run any
+    // code: no lock can be held by a thread that does not exist in it.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            let ready = nix::unistd::dup2_stdin(&watch_read)
+                .and_then(|()| nix::unistd::dup2_stdout(&alive_write))
+                .and_then(|()| nix::unistd::dup2_stderr(&null))
+                .is_ok();
+            // Everything else this process had open stays with it alone.
+            // SAFETY: closes descriptors only; what they belonged to is not used here.
+            unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+            if !ready {
+                // SAFETY: `_exit` ends this process without running anything of the parent's.
+                unsafe { libc::_exit(1) };
+            }
+            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            guard(&prefix)
+        }
+        ForkResult::Parent { child } => {
+            drop((watch_read, alive_write, null));
+            watch(child, File::from(alive_read), exe.to_path_buf())?;
+            *live = Some(watch_write);
+            Ok(())
+        }
+    }
+}
+
+/// Whether a guardian watches this process now.
+pub fn guardian_running() -> bool {
+    GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let mut child = Command::new(&exe)
+        .arg("__guardian")
+        .arg(format!("{}/", process_token()))
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::piped())
+        // Holding poolscope's stderr would keep a reader of it waiting for the sweep.
+        .stderr(Stdio::null())
+        .env_remove(MARKER_VAR)
+        .process_group(0)
+        .spawn()?;
+    let alive = child
+        .stdout
+        .take()
+        .map(|out| File::from(OwnedFd::from(out)))
+        .ok_or_else(|| io::Error::other("the guardian's stdout is missing"))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    // Reaped by the watcher with waitpid, not through `Child`.
+    drop(child);
+    watch(pid, alive, exe)?;
+    Ok(write)
+}
+
+/// Wait on a thread for the guardian `pid` to die, then start a new one. One that dies
+/// before it is ready is not a guardian at all (a wrong executable) and is not replaced.
+fn watch(pid: Pid, alive: File, exe: PathBuf) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("guardian-watch".to_string())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            let ready = matches!(nix::unistd::read(&alive, &mut byte), Ok(1));
+            // Then nothing until it dies and its end of the pipe closes.
+            while ready
+                && matches!(
+                    nix::unistd::read(&alive, &mut byte),
+                    Ok(1..) | Err(nix::errno::Errno::EINTR)
+                )
+            {}
+            let _ = nix::sys::wait::waitpid(pid, None);
+            if ready {
+                *GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                std::thread::sleep(Duration::from_millis(50));
+                let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+                if live.is_none() {
+                    *live = spawn_guardian(exe).ok();
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Body of `poolscope __guardian PREFIX` (stdin: the pipe to watch, stdout: the pipe that
+/// says it is alive).
+pub fn guardian_main(prefix: &str) -> ! {
+    guard(prefix)
+}
+
+/// Say ready on stdout, wait for stdin to reach end of file, then kill every process
+/// whose marker starts with `prefix`, and exit.
+fn guard(prefix: &str) -> ! {
+    let _ = nix::sys::prctl::set_name(GUARDIAN_NAME);
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: ignoring a signal installs no handler code.
+        let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+    }
+    let _ = nix::unistd::write(io::stdout().as_fd(), &[READY]);
+    let mut buf = [0u8; 64];
+    loop {
+        match nix::unistd::read(io::stdin().as_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    // What is left gets killed a moment later, which leaves this process's exit and
+    // whoever waits for it the CPU meanwhile.
+    std::thread::sleep(SWEEP_AFTER);
+    sweep(prefix, Duration::from_millis(800));
+    // SAFETY: `_exit` ends the process at once; nothing is buffered that must be written.
+    unsafe { libc::_exit(0) }
+}
+
+/// This process's number of threads, from `/proc/self/stat`.
+fn thread_count() -> Option<u64> {
+    threads_in_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// Field 20 (`num_threads`) of a `/proc/PID/stat` line.
+fn threads_in_stat(stat: &str) -> Option<u64> {
+    // Fields are counted from after the command name, which may hold spaces and parens.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(17)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_thread_count_after_an_odd_command_name() {
+        let stat = "4242 (a) b (c) d) S 1 4242 4242 0 -1 4194560 120 0 0 0 3 1 0 0 20 0 \
+                    7 0 987654 10000000 300 18446744073709551615";
+        assert_eq!(threads_in_stat(stat), Some(7));
+        assert_eq!(threads_in_stat("4242 (no fields)"), None);
+        // This test process has at least its own thread.
+        assert!(thread_count().is_some_and(|n| n >= 1));
+    }
+}
