@@ -1,11 +1,11 @@
 //! Sampling while a run is live: which core each task's processes are on (20 Hz, from
 //! `/proc/PID/stat`), each slot's CPU% and RSS (4 Hz), and per-core utilization (4 Hz,
-//! sysinfo). One thread; it ends when its receiver is gone or it is told to stop.
+//! sysinfo), from one placement period after the run starts. One thread; it ends when its
+//! receiver is gone or it is told to stop.
 
 mod placement;
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -39,23 +39,20 @@ pub enum Sample {
     },
 }
 
-/// A running monitor; dropping it stops the thread at once.
+/// A running monitor; dropping it tells the thread to stop. Nothing waits for the thread
+/// to end: it does so moments later, and whatever it still sends meanwhile is never read.
 pub struct Monitor {
     stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Monitor {
     /// Start sampling the processes in `watched`, sending to `tx`.
     pub fn spawn(watched: Watched, tx: Sender<Sample>, clock: RunClock) -> std::io::Result<Self> {
         let (stop, stopped) = crossbeam_channel::bounded(0);
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("poolscope-monitor".to_string())
             .spawn(move || sample_loop(&watched, &tx, clock, &stopped))?;
-        Ok(Monitor {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(Monitor { stop: Some(stop) })
     }
 }
 
@@ -63,9 +60,6 @@ impl Drop for Monitor {
     fn drop(&mut self) {
         // Closing the channel wakes the sampler from its wait.
         drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -88,6 +82,11 @@ fn cpu_system() -> Option<System> {
 
 fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &Receiver<()>) {
     let period = Duration::from_secs(1) / PLACEMENT_HZ;
+    // The run's first tasks are starting now: sampling begins one period later, so as not
+    // to take the CPU from them.
+    if let Err(RecvTimeoutError::Disconnected) = stop.recv_timeout(period) {
+        return;
+    }
     let mut system = cpu_system();
     let mut table = ProcessTable::default();
     let mut next = Instant::now();
