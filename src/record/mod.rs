@@ -92,17 +92,30 @@ impl Recorder {
     /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
     pub fn finish(&mut self) -> Vec<String> {
         self.flush();
-        // The two files are independent; a large run writes them side by side.
         let (state, tasks, run_dir) = (&self.state, &self.tasks, &self.run_dir);
-        let (trace_written, summary_written) = std::thread::scope(|scope| {
-            let trace =
-                scope.spawn(|| write_json(&run_dir.join(trace::FILE), &trace::render(state)));
-            let summary = write_json(&run_dir.join(summary::FILE), &Summary::of(state, tasks));
-            let trace = trace
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the trace writer panicked")));
-            (trace, summary)
-        });
+        let large = tasks.len() >= SIDE_BY_SIDE_FROM;
+        let write_trace = || write_json(&run_dir.join(trace::FILE), &trace::render(state), large);
+        let write_summary = || {
+            write_json(
+                &run_dir.join(summary::FILE),
+                &Summary::of(state, tasks),
+                large,
+            )
+        };
+        // The two files are independent: a large run writes them side by side; for a small
+        // one, starting a thread would cost more than it saves.
+        let (trace_written, summary_written) = if !large {
+            (write_trace(), write_summary())
+        } else {
+            std::thread::scope(|scope| {
+                let trace = scope.spawn(write_trace);
+                let summary = write_summary();
+                let trace = trace
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("the trace writer panicked")));
+                (trace, summary)
+            })
+        };
         if let Err(e) = trace_written {
             self.errors
                 .push(format!("cannot write {}: {e}", trace::FILE));
@@ -114,6 +127,9 @@ impl Recorder {
         std::mem::take(&mut self.errors)
     }
 }
+
+/// From this many tasks on, trace.json and summary.json are written on two threads.
+const SIDE_BY_SIDE_FROM: usize = 1000;
 
 /// Where an attempt's stream is saved: `outputs/7.out`, `outputs/7.attempt2.err`.
 pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
@@ -129,11 +145,13 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
     run_dir.join("outputs").join(format!("{stem}.{ext}"))
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+fn write_json(path: &Path, value: &impl serde::Serialize, large: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let file = std::fs::File::create(&tmp)?;
-    // Large records (100,000s of tasks) go out in few, large writes.
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    // Large records (100,000s of tasks) go out in few, large writes; a small run's buffer
+    // stays below what the allocator maps and unmaps on its own.
+    let capacity = if large { 1 << 20 } else { 64 << 10 };
+    let mut w = std::io::BufWriter::with_capacity(capacity, file);
     serde_json::to_writer(&mut w, value)?;
     std::io::Write::flush(&mut w)?;
     drop(w);
