@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use crossbeam_channel::Sender;
 
 use super::RunContext;
-use super::pump::Pump;
+use super::pump::{Pump, ReadBuf};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::resolve::Resolver;
 use crate::event::{AttemptRecord, LiveOutput, Stream};
@@ -21,6 +21,7 @@ pub(super) fn run_attempt(
     ctx: &RunContext,
     replies: &Sender<LaunchMsg>,
     resolver: &mut Resolver,
+    buf: &mut ReadBuf,
 ) -> bool {
     let key = order.key;
     let stdout = Capture::of_attempt(&ctx.run_dir, key, Stream::Stdout, ctx.output_cap);
@@ -56,7 +57,7 @@ pub(super) fn run_attempt(
     // The child is reaped with wait4 by the pump, never through `Child`.
     drop(child);
     let mut pump = Pump::new(key, pid, ctx, replies, [stdout, stderr]);
-    let exit = pump.run(pipes);
+    let exit = pump.run(pipes, buf);
     let [stdout, stderr] = pump.into_captures();
     let record = AttemptRecord {
         key,

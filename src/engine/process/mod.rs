@@ -27,6 +27,7 @@ use super::resolve::Resolver;
 use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
 use attempt::run_attempt;
+use pump::ReadBuf;
 
 /// What every attempt of a run shares.
 #[derive(Debug)]
@@ -107,6 +108,7 @@ fn slot_loop(
         pin_this_thread(core);
     }
     let mut resolver = Resolver::default();
+    let mut buf = ReadBuf::new();
     let mut gate_open = true;
     loop {
         let next = if gate_open {
@@ -118,7 +120,7 @@ fn slot_loop(
             None
         };
         match next {
-            Some(order) => gate_open = run_attempt(&order, ctx, replies, &mut resolver),
+            Some(order) => gate_open = run_attempt(&order, ctx, replies, &mut resolver, &mut buf),
             None => match woken.recv() {
                 Ok(Wake::Look) => {}
                 Ok(Wake::Resume) => gate_open = true,

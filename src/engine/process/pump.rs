@@ -64,12 +64,11 @@ impl<'a> Pump<'a> {
     }
 
     /// Read both pipes until the process has exited and the pipes are closed.
-    pub(super) fn run(&mut self, mut pipes: [Option<OwnedFd>; 2]) -> Exit {
+    pub(super) fn run(&mut self, mut pipes: [Option<OwnedFd>; 2], buf: &mut ReadBuf) -> Exit {
         let pidfd = pidfd_open(self.pid);
         let mut exit: Option<Exit> = None;
         let mut drain_until: Option<Instant> = None;
         let mut swept = false;
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let open = pipes.iter().filter(|p| p.is_some()).count();
             if open == 0 && (exit.is_some() || pidfd.is_none()) {
@@ -112,7 +111,7 @@ impl<'a> Pump<'a> {
             for (i, pipe) in pipes.iter_mut().enumerate() {
                 let Some(fd) = pipe else { continue };
                 let ready = fds.iter().any(|p| p.fd == fd.as_raw_fd() && p.revents != 0);
-                if ready && !self.read_into(i, fd, &mut buf) {
+                if ready && !self.read_into(i, fd, buf) {
                     *pipe = None;
                 }
             }
@@ -125,16 +124,13 @@ impl<'a> Pump<'a> {
     }
 
     /// Read once from pipe `i`; false at end of file or error.
-    fn read_into(&mut self, i: usize, fd: &OwnedFd, buf: &mut [u8]) -> bool {
-        // SAFETY: fd is a valid open descriptor and buf is writable for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            return io::Error::last_os_error().kind() == io::ErrorKind::Interrupted;
-        }
-        if n == 0 {
-            return false;
-        }
-        self.captures[i].push(&buf[..n as usize]);
+    fn read_into(&mut self, i: usize, fd: &OwnedFd, buf: &mut ReadBuf) -> bool {
+        let bytes = match buf.read(fd) {
+            Ok([]) => return false,
+            Ok(bytes) => bytes,
+            Err(e) => return e.kind() == io::ErrorKind::Interrupted,
+        };
+        self.captures[i].push(bytes);
         if self.last_sent[i].elapsed() >= OUTPUT_EVERY {
             self.last_sent[i] = Instant::now();
             let stream = if i == 0 {
@@ -188,6 +184,29 @@ impl<'a> Pump<'a> {
             leftovers_killed,
             last_core,
         }
+    }
+}
+
+/// A slot's buffer for reading its attempts' pipes, kept from one attempt to the next.
+/// Reads go into its uninitialized capacity: nothing zeroes it first, and an attempt that
+/// writes little touches little of it.
+pub(super) struct ReadBuf(Vec<u8>);
+
+impl ReadBuf {
+    pub(super) fn new() -> Self {
+        ReadBuf(Vec::with_capacity(64 * 1024))
+    }
+
+    /// Read once from `fd`; what was read (empty at end of file).
+    fn read(&mut self, fd: &OwnedFd) -> io::Result<&[u8]> {
+        self.0.clear();
+        let spare = self.0.spare_capacity_mut();
+        // SAFETY: fd is a valid open descriptor; `spare` is writable for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        // SAFETY: read(2) initialized the first `n` bytes of the spare capacity.
+        unsafe { self.0.set_len(n) };
+        Ok(&self.0)
     }
 }
 
