@@ -1,5 +1,6 @@
 //! `poolscope run DIR`.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::progress::Progress;
 use super::{Failure, RunArgs, exit, report};
 use crate::engine::{self, RunError, RunOptions};
-use crate::event::{Control, Event};
+use crate::event::Control;
 use crate::record::Summary;
 use crate::state::RunState;
 use crate::taskdir;
@@ -51,7 +52,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         guardian: exe,
         waker: None,
     };
-    let handle = engine::start(&dir, config, options).map_err(|e| match e {
+    let run = engine::prepare(&dir, config, options).map_err(|e| match e {
         RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),
         other => Failure {
             code: exit::TASKS_FAILED,
@@ -59,30 +60,18 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         },
     })?;
     let signals = Arc::new(AtomicU32::new(0));
-    install_interrupt(handle.controller(), Arc::clone(&signals));
+    install_interrupt(run.controller(), Arc::clone(&signals));
     let mut state = RunState::new();
-    let mut progress = Progress::new(std::io::stderr().is_terminal(), args.json);
-    loop {
-        let event = match handle.events.try_recv() {
-            Ok(event) => event,
-            Err(_) => {
-                progress.idle();
-                match handle.events.recv() {
-                    Ok(event) => event,
-                    Err(_) => break,
-                }
-            }
-        };
-        state.apply(&event);
-        progress.on_event(&event, &state);
-        if matches!(event, Event::RunFinished { .. }) {
-            break;
-        }
-    }
-    progress.finish();
-    // Not joined: after `RunFinished` the run's thread has written every record and only
-    // frees memory, which the process's exit does faster.
-    drop(handle);
+    let progress = RefCell::new(Progress::new(std::io::stderr().is_terminal(), args.json));
+    // The run goes on this thread: its events need not wake another one.
+    run.run_here(
+        |event| {
+            state.apply(&event);
+            progress.borrow_mut().on_event(&event, &state);
+        },
+        || progress.borrow_mut().idle(),
+    );
+    progress.borrow_mut().finish();
     // Per-task entries only where they are printed: a run may have many tasks.
     let tasks: &[Arc<crate::task::Task>] = if args.json { &dir.tasks } else { &[] };
     let summary = Summary::of(&state, tasks);

@@ -131,12 +131,77 @@ impl RunHandle {
     }
 }
 
-/// Start running `dir`'s tasks with `config`.
+/// Start running `dir`'s tasks with `config` on a thread of their own; the events arrive on
+/// the handle.
 pub fn start(
     dir: &TaskDir,
     config: PoolConfig,
     options: RunOptions,
 ) -> Result<RunHandle, RunError> {
+    prepare(dir, config, options)?.start()
+}
+
+/// A run whose directory, records and guardian are ready, and which has started no task
+/// yet: [`Prepared::start`] runs it on a thread of its own, [`Prepared::run_here`] on
+/// the calling thread.
+pub struct Prepared {
+    run: Run,
+    controls: Sender<Control>,
+    waker: Option<Waker>,
+    pub run_dir: PathBuf,
+}
+
+impl Prepared {
+    /// A sender of controls (Stop, Kill) for this run, e.g. for a signal handler.
+    pub fn controller(&self) -> Sender<Control> {
+        self.controls.clone()
+    }
+
+    /// Run on a thread of its own; the events arrive on the handle.
+    pub fn start(self) -> Result<RunHandle, RunError> {
+        let (event_tx, events) = unbounded();
+        let waker = self.waker;
+        let run = self.run;
+        let thread = std::thread::Builder::new()
+            .name("poolscope-run".to_string())
+            .spawn(move || {
+                let mut send = |event| {
+                    let _ = event_tx.send(event);
+                    if let Some(Waker(wake)) = &waker {
+                        wake();
+                    }
+                };
+                run.go(&mut send, None);
+            })
+            .map_err(RunError::Thread)?;
+        Ok(RunHandle {
+            events,
+            run_dir: self.run_dir,
+            controls: self.controls,
+            thread: Some(thread),
+        })
+    }
+
+    /// Run to the end on this thread, handing every event to `on_event` as it happens
+    /// (`RunFinished` last), and calling `on_idle` whenever no event is waiting (at least
+    /// every 50 ms while events keep coming). No thread is started to carry the run, and no
+    /// event crosses from one thread to another.
+    ///
+    /// Made for a process that exits after the run: the run's in-memory records (a large
+    /// run's are large) are left for the exit to free.
+    pub fn run_here(self, mut on_event: impl FnMut(Event), on_idle: impl FnMut()) {
+        let records = Arc::clone(&self.run.recorder);
+        self.run.go(&mut on_event, Some(Box::new(on_idle)));
+        std::mem::forget(records);
+    }
+}
+
+/// Everything [`start`] does before it starts the run's thread.
+pub fn prepare(
+    dir: &TaskDir,
+    config: PoolConfig,
+    options: RunOptions,
+) -> Result<Prepared, RunError> {
     if let Some(exe) = &options.guardian {
         guard::start_guardian(exe).map_err(|source| RunError::Guardian {
             path: exe.clone(),
@@ -184,7 +249,6 @@ pub fn start(
             })
             .collect(),
     });
-    let (event_tx, events) = unbounded();
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {
         run_dir: Arc::from(run_dir.as_path()),
@@ -207,20 +271,14 @@ pub fn start(
         config,
         ctx,
         recorder: Arc::new(Mutex::new(recorder)),
-        waker: options.waker.clone(),
         final_sweep: options.final_sweep,
-        events: event_tx,
         controls: control_rx,
     };
-    let thread = std::thread::Builder::new()
-        .name("poolscope-run".to_string())
-        .spawn(move || run.go())
-        .map_err(RunError::Thread)?;
-    Ok(RunHandle {
-        events,
-        run_dir,
+    Ok(Prepared {
+        run,
         controls,
-        thread: Some(thread),
+        waker: options.waker,
+        run_dir,
     })
 }
 
@@ -259,26 +317,21 @@ struct Run {
     config: PoolConfig,
     ctx: Arc<RunContext>,
     recorder: Arc<Mutex<Recorder>>,
-    waker: Option<Waker>,
     final_sweep: bool,
-    events: Sender<Event>,
     controls: Receiver<Control>,
 }
 
 impl Run {
-    fn go(self) {
+    /// Run to the end on this thread, handing every event to `sink` and calling `on_idle`
+    /// (if any) whenever no event is waiting.
+    fn go(self, sink: &mut dyn FnMut(Event), on_idle: Option<Box<dyn FnMut() + '_>>) {
         let recorder = Arc::clone(&self.recorder);
-        let events = self.events.clone();
-        let waker = self.waker.clone();
-        let emit = move |event: Event| {
+        let mut emit = |event: Event| {
             recorder
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .observe(&event);
-            let _ = events.send(event);
-            if let Some(Waker(wake)) = &waker {
-                wake();
-            }
+            sink(event);
         };
         emit(Event::RunStarted(Arc::clone(&self.info)));
         for &seq in &self.done {
@@ -301,7 +354,8 @@ impl Run {
             queue: self.queue,
             cores: self.info.cores,
             inputs,
-            emit: Box::new(emit.clone()),
+            emit: Box::new(&mut emit),
+            on_idle,
             clock: self.ctx.clock,
             watched,
             recorder: Arc::clone(&self.recorder),
@@ -331,12 +385,9 @@ impl Run {
         let problems = recorder.finish();
         drop(recorder);
         for problem in problems {
-            let _ = self.events.send(Event::RecordProblem(problem));
+            sink(Event::RecordProblem(problem));
         }
-        let _ = self.events.send(finished);
-        if let Some(Waker(wake)) = &self.waker {
-            wake();
-        }
+        sink(finished);
         // Last, what escaped the tasks' process groups and still lives.
         if self.final_sweep || !guard::guardian_running() {
             guard::sweep(self.ctx.marker.prefix(), Duration::from_millis(500));
@@ -345,25 +396,31 @@ impl Run {
 }
 
 /// What the scheduler needs besides a launcher.
-struct Pool {
+struct Pool<'a> {
     tasks: Arc<Vec<Arc<Task>>>,
     queue: Vec<usize>,
     config: PoolConfig,
     cores: usize,
     inputs: Inputs,
-    emit: Box<dyn FnMut(Event) + Send>,
+    emit: Box<dyn FnMut(Event) + 'a>,
+    /// The face's own work when no event is waiting.
+    on_idle: Option<Box<dyn FnMut() + 'a>>,
     clock: RunClock,
     watched: Watched,
     recorder: Arc<Mutex<Recorder>>,
 }
 
-impl Pool {
+impl Pool<'_> {
     /// Run the pool on `launcher` to the end; whether it was interrupted. The launcher is
     /// dropped before this returns (persistent workers are asked to exit).
     fn run<L: Launcher>(self, launcher: L) -> bool {
         let recorder = self.recorder;
+        let mut on_idle = self.on_idle;
         let flush = move || {
             recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+            if let Some(idle) = &mut on_idle {
+                idle();
+            }
         };
         Scheduler::new(
             self.tasks,

@@ -18,7 +18,7 @@ pub(super) enum KillReason {
     Cancel,
 }
 
-impl<L: Launcher> Scheduler<L> {
+impl<L: Launcher> Scheduler<'_, L> {
     /// The next instant something must be signalled.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.running

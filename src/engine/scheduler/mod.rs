@@ -70,16 +70,16 @@ pub struct Inputs {
 }
 
 /// The pool's scheduler. Owns the queue, the slots and the running attempts.
-pub struct Scheduler<L: Launcher> {
+pub struct Scheduler<'e, L: Launcher> {
     tasks: Arc<Vec<Arc<Task>>>,
     config: PoolConfig,
     cores: usize,
     launcher: L,
     inputs: Inputs,
-    emit: Box<dyn FnMut(Event) + Send>,
+    emit: Box<dyn FnMut(Event) + 'e>,
     clock: RunClock,
     watched: Option<Watched>,
-    idle: Option<Box<dyn FnMut() + Send>>,
+    idle: Option<Box<dyn FnMut() + 'e>>,
     /// When `idle` was last called.
     last_idle: Instant,
     queue: VecDeque<(usize, u32)>,
@@ -90,7 +90,7 @@ pub struct Scheduler<L: Launcher> {
     interrupted: bool,
 }
 
-impl<L: Launcher> Scheduler<L> {
+impl<'e, L: Launcher> Scheduler<'e, L> {
     /// A scheduler for `tasks`, starting them in the order of `queue` (indexes into `tasks`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -100,7 +100,7 @@ impl<L: Launcher> Scheduler<L> {
         cores: usize,
         launcher: L,
         inputs: Inputs,
-        emit: Box<dyn FnMut(Event) + Send>,
+        emit: Box<dyn FnMut(Event) + 'e>,
         clock: RunClock,
     ) -> Self {
         Scheduler {
@@ -138,7 +138,7 @@ impl<L: Launcher> Scheduler<L> {
 
     /// Call `idle` whenever nothing is waiting to be handled (e.g. to write gathered
     /// records).
-    pub fn on_idle(mut self, idle: Box<dyn FnMut() + Send>) -> Self {
+    pub fn on_idle(mut self, idle: Box<dyn FnMut() + 'e>) -> Self {
         self.idle = Some(idle);
         self
     }

@@ -9,7 +9,7 @@ use super::{Running, Scheduler};
 use crate::engine::launcher::{AttemptOrder, Launcher};
 use crate::event::AttemptKey;
 
-impl<L: Launcher> Scheduler<L> {
+impl<L: Launcher> Scheduler<'_, L> {
     /// Give every idle slot the next queued attempt, or one still waiting behind another
     /// slot's running attempt.
     pub(super) fn start_into_free_slots(&mut self) {
