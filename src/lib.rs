@@ -23,3 +23,13 @@ pub mod task;
 pub mod taskdir;
 pub mod template;
 pub mod worker;
+
+#[cfg(test)]
+mod tests {
+    /// The unwinder is linked statically (see `src/build.rs`): panics still unwind.
+    #[test]
+    fn a_panic_unwinds_and_is_caught() {
+        let caught = std::panic::catch_unwind(|| panic!("on purpose"));
+        assert!(caught.is_err());
+    }
+}
