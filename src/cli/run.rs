@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use super::progress::Progress;
 use super::{Failure, RunArgs, exit, report};
 use crate::engine::{self, RunError, RunOptions};
-use crate::event::Control;
+use crate::event::{Control, Event};
 use crate::record::Summary;
 use crate::state::RunState;
 use crate::taskdir;
@@ -52,25 +52,49 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         guardian: exe,
         waker: None,
     };
-    let run = engine::prepare(&dir, config, options).map_err(|e| match e {
+    let cannot_start = |e: RunError| match e {
         RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),
         other => Failure {
             code: exit::TASKS_FAILED,
             message: other.to_string(),
         },
-    })?;
+    };
+    let run = engine::prepare(&dir, config, options).map_err(cannot_start)?;
     let signals = Arc::new(AtomicU32::new(0));
     install_interrupt(run.controller(), Arc::clone(&signals));
     let mut state = RunState::new();
     let progress = RefCell::new(Progress::new(std::io::stderr().is_terminal(), args.json));
-    // The run goes on this thread: its events need not wake another one.
-    run.run_here(
-        |event| {
-            state.apply(&event);
-            progress.borrow_mut().on_event(&event, &state);
-        },
-        || progress.borrow_mut().idle(),
-    );
+    let mut fold = |event: &Event| {
+        state.apply(event);
+        progress.borrow_mut().on_event(event, &state);
+    };
+    if dir.worker.is_some() {
+        // Items on persistent workers come by the hundred thousand a second: they are
+        // folded and printed here while the run's own thread schedules them.
+        let handle = run.start().map_err(cannot_start)?;
+        loop {
+            let event = match handle.events.try_recv() {
+                Ok(event) => event,
+                Err(_) => {
+                    progress.borrow_mut().idle();
+                    match handle.events.recv() {
+                        Ok(event) => event,
+                        Err(_) => break,
+                    }
+                }
+            };
+            fold(&event);
+            if matches!(event, Event::RunFinished { .. }) {
+                break;
+            }
+        }
+        // Not joined: after `RunFinished` the run's thread has written every record and
+        // only frees memory, which the process's exit does faster.
+        drop(handle);
+    } else {
+        // A process per task: the run goes on this thread, whose events then wake no other.
+        run.run_here(|event| fold(&event), || progress.borrow_mut().idle());
+    }
     progress.borrow_mut().finish();
     // Per-task entries only where they are printed: a run may have many tasks.
     let tasks: &[Arc<crate::task::Task>] = if args.json { &dir.tasks } else { &[] };
