@@ -144,8 +144,9 @@ fn watch(pid: Pid, alive: File, exe: PathBuf) -> io::Result<()> {
                 )
             {}
             let _ = nix::sys::wait::waitpid(pid, None);
+            // No guardian now (a run that ends meanwhile sweeps for itself).
+            *GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
             if ready {
-                *GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 std::thread::sleep(Duration::from_millis(50));
                 let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
                 if live.is_none() {
