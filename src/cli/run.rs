@@ -88,9 +88,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
                 break;
             }
         }
-        // Not joined: after `RunFinished` the run's thread has written every record and
-        // only frees memory, which the process's exit does faster.
-        drop(handle);
+        if crate::guard::guardian_running() {
+            // Not joined: after `RunFinished` the run's thread has written every record
+            // and only frees memory, which the process's exit does faster.
+            drop(handle);
+        } else {
+            // No guardian to sweep at exit: the run's thread does, after `RunFinished`.
+            handle.join();
+        }
     } else {
         // A process per task: the run goes on this thread, whose events then wake no other.
         run.run_here(|event| fold(&event), || progress.borrow_mut().idle());
