@@ -41,7 +41,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
                 crate::record::rundir::runs_folder(&dir.root).display()
             ))
         })?,
-        (None, false) => RunOptions::new_for(&dir).run_dir,
+        (None, false) => crate::record::rundir::new_run_dir(&dir.root, std::time::SystemTime::now()),
     };
     let options = RunOptions {
         run_dir,

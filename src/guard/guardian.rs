@@ -88,7 +88,7 @@ pub fn fork_guardian(exe: &Path) -> io::Result<()> {
                 unsafe { libc::_exit(1) };
             }
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            guard(&prefix)
+            guardian_main(&prefix)
         }
         ForkResult::Parent { child } => {
             drop((watch_read, alive_write, null));
@@ -157,15 +157,11 @@ fn watch(pid: Pid, alive: File, exe: PathBuf) -> io::Result<()> {
     Ok(())
 }
 
-/// Body of `poolscope __guardian PREFIX` (stdin: the pipe to watch, stdout: the pipe that
-/// says it is alive).
+/// The guardian's life, in the forked child or as `poolscope __guardian PREFIX` (stdin: the
+/// pipe to watch, stdout: the pipe that says it is alive): say ready on stdout, wait for
+/// stdin to reach end of file, then kill every process whose marker starts with `prefix`,
+/// and exit.
 pub fn guardian_main(prefix: &str) -> ! {
-    guard(prefix)
-}
-
-/// Say ready on stdout, wait for stdin to reach end of file, then kill every process
-/// whose marker starts with `prefix`, and exit.
-fn guard(prefix: &str) -> ! {
     let _ = nix::sys::prctl::set_name(GUARDIAN_NAME);
     for sig in [
         Signal::SIGINT,
