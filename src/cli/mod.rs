@@ -2,6 +2,7 @@
 //! and exit with the codes of DESIGN §7.
 
 mod bench;
+mod interrupt;
 mod progress;
 mod report;
 mod run;

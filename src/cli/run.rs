@@ -3,12 +3,12 @@
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::interrupt::{self, Interrupt};
 use super::progress::Progress;
 use super::{Failure, RunArgs, exit, report};
 use crate::engine::{self, RunError, RunOptions};
-use crate::event::{Control, Event};
+use crate::event::Event;
 use crate::record::Summary;
 use crate::state::RunState;
 use crate::taskdir;
@@ -60,13 +60,17 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         },
     };
     let run = engine::prepare(&dir, config, options).map_err(cannot_start)?;
-    let signals = Arc::new(AtomicU32::new(0));
-    install_interrupt(run.controller(), Arc::clone(&signals));
+    let interrupt = Interrupt::install(run.controller());
     let mut state = RunState::new();
     let progress = RefCell::new(Progress::new(std::io::stderr().is_terminal(), args.json));
     let mut fold = |event: &Event| {
         state.apply(event);
         progress.borrow_mut().on_event(event, &state);
+        interrupt.check();
+    };
+    let idle = || {
+        progress.borrow_mut().idle();
+        interrupt.check();
     };
     if dir.worker.is_some() {
         // Items on persistent workers come by the hundred thousand a second: they are
@@ -76,7 +80,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             let event = match handle.events.try_recv() {
                 Ok(event) => event,
                 Err(_) => {
-                    progress.borrow_mut().idle();
+                    idle();
                     match handle.events.recv() {
                         Ok(event) => event,
                         Err(_) => break,
@@ -98,7 +102,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         }
     } else {
         // A process per task: the run goes on this thread, whose events then wake no other.
-        run.run_here(|event| fold(&event), || progress.borrow_mut().idle());
+        run.run_here(|event| fold(&event), idle);
     }
     progress.borrow_mut().finish();
     // Per-task entries only where they are printed: a run may have many tasks.
@@ -112,7 +116,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     } else {
         report::print(&report::summary_text(&state, &summary));
     }
-    let code = exit_code(&summary, signals.load(Ordering::SeqCst) > 0);
+    let code = exit_code(&summary, interrupt::interrupted());
     // The process exits next; freeing a large run's model one record at a time would only
     // delay that.
     std::mem::forget((state, summary, dir));
@@ -128,17 +132,4 @@ fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
     } else {
         exit::OK
     }
-}
-
-/// Ctrl-C (or SIGTERM/SIGHUP) kills the running tasks and ends the run with what was
-/// recorded; a second one exits at once (the guardian cleans up).
-fn install_interrupt(controls: crossbeam_channel::Sender<Control>, count: Arc<AtomicU32>) {
-    let _ = ctrlc::set_handler(move || {
-        if count.fetch_add(1, Ordering::SeqCst) == 0 {
-            super::report::warn("interrupted: stopping the running tasks (again to quit at once)");
-            let _ = controls.send(Control::Kill);
-        } else {
-            std::process::exit(i32::from(exit::INTERRUPTED));
-        }
-    });
 }

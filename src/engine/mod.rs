@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
@@ -416,8 +416,14 @@ impl Pool<'_> {
     fn run<L: Launcher>(self, launcher: L) -> bool {
         let recorder = self.recorder;
         let mut on_idle = self.on_idle;
+        let mut guardian_checked = Instant::now();
         let flush = move || {
             recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+            // Samples wake the scheduler several times a second, so this runs that often.
+            if guardian_checked.elapsed() >= guard::CHECK_EVERY {
+                guardian_checked = Instant::now();
+                guard::keep_guardian();
+            }
             if let Some(idle) = &mut on_idle {
                 idle();
             }

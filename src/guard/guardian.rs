@@ -8,7 +8,9 @@
 //! waiting for it).
 //!
 //! The two watch each other: the guardian holds the write end of a second pipe, whose end
-//! of file tells a watcher thread here that it died; a new one is then started.
+//! of file tells this process that it died. No thread waits for that: a run looks at the
+//! pipe every [`CHECK_EVERY`] ([`keep_guardian`]) and starts a new guardian if the last one
+//! died after saying it was ready; [`guardian_running`] and the start of every run look too.
 //!
 //! There are two ways to start it. [`fork_guardian`] forks this process: the guardian is in
 //! place as soon as `fork` returns and starts no program, so a short run does not share
@@ -33,8 +35,40 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::{MARKER_VAR, process_token, sweep};
 
-/// The write end of the live guardian's pipe; held until this process ends.
-static GUARDIAN: Mutex<Option<OwnedFd>> = Mutex::new(None);
+/// The live guardian, if any; its pipe's write end is held until this process ends.
+static GUARDIAN: Mutex<Option<Guardian>> = Mutex::new(None);
+
+/// How often a run looks whether its guardian still lives.
+pub const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// A guardian started by this process.
+struct Guardian {
+    pid: Pid,
+    /// The pipe it watches: its end of file tells the guardian this process ended.
+    _watched: OwnedFd,
+    /// The read end of the pipe it writes [`READY`] on, non-blocking; end of file once it died.
+    alive: File,
+    /// It said it was ready: a guardian, not a wrong executable that exits at once.
+    ready: bool,
+    /// What runs the guardian that replaces it.
+    exe: PathBuf,
+}
+
+impl Guardian {
+    /// Whether it still lives, reading what it said meanwhile. Never blocks.
+    fn lives(&mut self) -> bool {
+        let mut buf = [0u8; 16];
+        loop {
+            match nix::unistd::read(&self.alive, &mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.ready |= buf[..n].contains(&READY),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
 
 /// What the guardian writes on its second pipe once it is ready.
 const READY: u8 = b'R';
@@ -47,7 +81,8 @@ pub const GUARDIAN_NAME: &CStr = c"poolscope-guard";
 
 /// Start the guardian (once per process) by running `exe __guardian <token>/`.
 pub fn start_guardian(exe: &Path) -> io::Result<()> {
-    let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut live = lock();
+    forget_if_dead(&mut live);
     if live.is_none() {
         *live = Some(spawn_guardian(exe.to_path_buf())?);
     }
@@ -57,7 +92,8 @@ pub fn start_guardian(exe: &Path) -> io::Result<()> {
 /// Start the guardian (once per process) by forking this process, if it has a single
 /// thread; otherwise as [`start_guardian`] does. `exe` runs the guardians that replace it.
 pub fn fork_guardian(exe: &Path) -> io::Result<()> {
-    let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut live = lock();
+    forget_if_dead(&mut live);
     if live.is_some() {
         return Ok(());
     }
@@ -92,8 +128,7 @@ pub fn fork_guardian(exe: &Path) -> io::Result<()> {
         }
         ForkResult::Parent { child } => {
             drop((watch_read, alive_write, null));
-            watch(child, File::from(alive_read), exe.to_path_buf())?;
-            *live = Some(watch_write);
+            *live = Some(Guardian::new(child, watch_write, alive_read, exe)?);
             Ok(())
         }
     }
@@ -101,10 +136,54 @@ pub fn fork_guardian(exe: &Path) -> io::Result<()> {
 
 /// Whether a guardian watches this process now.
 pub fn guardian_running() -> bool {
-    GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    let mut live = lock();
+    forget_if_dead(&mut live);
+    live.is_some()
 }
 
-fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
+/// Look whether the guardian still lives; if it died after saying it was ready, start a
+/// new one. One that died before it was ready is not a guardian at all (a wrong
+/// executable) and is not replaced. A live run calls this every [`CHECK_EVERY`].
+pub fn keep_guardian() {
+    let mut live = lock();
+    let Some(exe) = live.as_ref().map(|g| g.exe.clone()) else {
+        return;
+    };
+    if let Some(was_ready) = forget_if_dead(&mut live)
+        && was_ready
+    {
+        *live = spawn_guardian(exe).ok();
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Option<Guardian>> {
+    GUARDIAN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// If the guardian died, reap it and forget it; then whether it had been ready.
+fn forget_if_dead(live: &mut Option<Guardian>) -> Option<bool> {
+    let guardian = live.as_mut()?;
+    if guardian.lives() {
+        return None;
+    }
+    let _ = nix::sys::wait::waitpid(guardian.pid, None);
+    live.take().map(|g| g.ready)
+}
+
+impl Guardian {
+    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: &Path) -> io::Result<Self> {
+        nix::fcntl::fcntl(&alive, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        Ok(Guardian {
+            pid,
+            _watched: watched,
+            alive: File::from(alive),
+            ready: false,
+            exe: exe.to_path_buf(),
+        })
+    }
+}
+
+fn spawn_guardian(exe: PathBuf) -> io::Result<Guardian> {
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let mut child = Command::new(&exe)
         .arg("__guardian")
@@ -119,42 +198,12 @@ fn spawn_guardian(exe: PathBuf) -> io::Result<OwnedFd> {
     let alive = child
         .stdout
         .take()
-        .map(|out| File::from(OwnedFd::from(out)))
+        .map(OwnedFd::from)
         .ok_or_else(|| io::Error::other("the guardian's stdout is missing"))?;
     let pid = Pid::from_raw(child.id() as i32);
-    // Reaped by the watcher with waitpid, not through `Child`.
+    // Reaped with waitpid once its pipe says it died, not through `Child`.
     drop(child);
-    watch(pid, alive, exe)?;
-    Ok(write)
-}
-
-/// Wait on a thread for the guardian `pid` to die, then start a new one. One that dies
-/// before it is ready is not a guardian at all (a wrong executable) and is not replaced.
-fn watch(pid: Pid, alive: File, exe: PathBuf) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("guardian-watch".to_string())
-        .spawn(move || {
-            let mut byte = [0u8; 1];
-            let ready = matches!(nix::unistd::read(&alive, &mut byte), Ok(1));
-            // Then nothing until it dies and its end of the pipe closes.
-            while ready
-                && matches!(
-                    nix::unistd::read(&alive, &mut byte),
-                    Ok(1..) | Err(nix::errno::Errno::EINTR)
-                )
-            {}
-            let _ = nix::sys::wait::waitpid(pid, None);
-            // No guardian now (a run that ends meanwhile sweeps for itself).
-            *GUARDIAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            if ready {
-                std::thread::sleep(Duration::from_millis(50));
-                let mut live = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
-                if live.is_none() {
-                    *live = spawn_guardian(exe).ok();
-                }
-            }
-        })?;
-    Ok(())
+    Guardian::new(pid, write, alive, &exe)
 }
 
 /// The guardian's life, in the forked child or as `poolscope __guardian PREFIX` (stdin: the
