@@ -147,14 +147,16 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
 
 fn write_json(path: &Path, value: &impl serde::Serialize, large: bool) -> std::io::Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let file = std::fs::File::create(&tmp)?;
-    // Large records (100,000s of tasks) go out in few, large writes; a small run's buffer
-    // stays below what the allocator maps and unmaps on its own.
-    let capacity = if large { 1 << 20 } else { 64 << 10 };
-    let mut w = std::io::BufWriter::with_capacity(capacity, file);
-    serde_json::to_writer(&mut w, value)?;
-    std::io::Write::flush(&mut w)?;
-    drop(w);
+    if large {
+        // Large records (100,000s of tasks) go out in few, large writes.
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        serde_json::to_writer(&mut w, value)?;
+        std::io::Write::flush(&mut w)?;
+    } else {
+        // A small run's records are a few KiB: one buffer of their size, one write.
+        std::fs::write(&tmp, serde_json::to_vec(value)?)?;
+    }
     std::fs::rename(tmp, path)
 }
 
