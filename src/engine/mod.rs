@@ -9,6 +9,7 @@ mod resolve;
 pub mod scheduler;
 pub mod workers;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -343,7 +344,13 @@ impl Run {
         let (reply_tx, replies) = unbounded();
         let (sample_tx, samples) = unbounded();
         let watched: Watched = Arc::default();
-        let monitor = Monitor::spawn(Arc::clone(&watched), sample_tx, self.ctx.clock).ok();
+        // The monitor's thread starts one sampling period into the run: not while the
+        // first tasks are starting, and not at all for a run that ends sooner.
+        let monitor: RefCell<Option<Monitor>> = RefCell::new(None);
+        let start_monitor = {
+            let (watched, clock, monitor) = (Arc::clone(&watched), self.ctx.clock, &monitor);
+            move || *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok()
+        };
         let inputs = Inputs {
             replies,
             controls: self.controls,
@@ -356,6 +363,7 @@ impl Run {
             inputs,
             emit: Box::new(&mut emit),
             on_idle,
+            start_monitor: Box::new(start_monitor),
             clock: self.ctx.clock,
             watched,
             recorder: Arc::clone(&self.recorder),
@@ -374,7 +382,7 @@ impl Run {
             }
             None => pool.run(ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx)),
         };
-        drop(monitor);
+        drop(monitor.into_inner());
         let finished = Event::RunFinished {
             at: self.ctx.clock.now(),
             interrupted,
@@ -405,6 +413,8 @@ struct Pool<'a> {
     emit: Box<dyn FnMut(Event) + 'a>,
     /// The face's own work when no event is waiting.
     on_idle: Option<Box<dyn FnMut() + 'a>>,
+    /// Starts the monitor, one sampling period into the run.
+    start_monitor: Box<dyn FnOnce() + 'a>,
     clock: RunClock,
     watched: Watched,
     recorder: Arc<Mutex<Recorder>>,
@@ -440,6 +450,7 @@ impl Pool<'_> {
         )
         .watch(self.watched)
         .on_idle(Box::new(flush))
+        .after(monitor::FIRST_SAMPLE_AFTER, self.start_monitor)
         .run()
     }
 }
