@@ -81,6 +81,9 @@ pub trait Launcher: Send {
     fn cancel_unstarted(&mut self, _key: AttemptKey) -> Option<AttemptOrder> {
         None
     }
+    /// `slot` is idle and nothing is left to give it for now: it may let go of what it
+    /// holds (a process launcher's slot thread ends). A later order starts it again.
+    fn retire(&mut self, _slot: usize) {}
     /// How many orders a slot may hold waiting behind its running attempt.
     fn depth(&self) -> usize {
         1

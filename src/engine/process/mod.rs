@@ -172,6 +172,14 @@ impl Launcher for ProcessLauncher {
         }
     }
 
+    fn retire(&mut self, slot: usize) {
+        // Its thread ends once it sees its wake channel closed (it holds no order, or the
+        // slot would not be idle). Ended now, it is not there to end with the process.
+        if let Some(entry) = slot.checked_sub(1).and_then(|i| self.slots.get_mut(i)) {
+            *entry = None;
+        }
+    }
+
     fn signal(&mut self, _key: AttemptKey, pid: u32, signal: Signal) {
         let _ = killpg(Pid::from_raw(pid as i32), signal);
     }

@@ -29,11 +29,20 @@ impl<L: Launcher> Scheduler<'_, L> {
                         core: self.core_of(slot),
                         ..order
                     },
-                    None => return,
+                    None => return self.retire_idle_slots(),
                 },
             };
             self.make_current(slot, order.key);
             self.launch(order);
+        }
+    }
+
+    /// Nothing is left to start: let the launcher free what the idle slots hold.
+    fn retire_idle_slots(&mut self) {
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_idle() {
+                self.launcher.retire(i + 1);
+            }
         }
     }
 

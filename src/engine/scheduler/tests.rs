@@ -25,6 +25,8 @@ struct Scripted {
     launched: Arc<Mutex<Vec<(AttemptKey, usize)>>>,
     signals: Arc<Mutex<Vec<(AttemptKey, Signal)>>>,
     slots: BTreeMap<usize, ScriptedSlot>,
+    /// Slots retired, each with whether it still ran or held an order then.
+    retired: Arc<Mutex<Vec<(usize, bool)>>>,
 }
 
 #[derive(Default)]
@@ -119,6 +121,14 @@ impl Launcher for Scripted {
         self.pump(slot);
     }
 
+    fn retire(&mut self, slot: usize) {
+        // A slow task's end, sent from its own thread, does not clear `running` here.
+        let busy = self.slots.get(&slot).is_some_and(|s| {
+            s.waiting.is_some() || s.running.is_some_and(|k| !self.slow.contains(&k.seq))
+        });
+        self.retired.lock().expect("lock").push((slot, busy));
+    }
+
     fn signal(&mut self, key: AttemptKey, _pid: u32, signal: Signal) {
         self.signals.lock().expect("lock").push((key, signal));
         let Some((&slot, s)) = self.slots.iter_mut().find(|(_, s)| s.running == Some(key)) else {
@@ -141,6 +151,7 @@ struct Outcomes {
     events: Vec<Event>,
     launched: Vec<(AttemptKey, usize)>,
     signals: Vec<(AttemptKey, Signal)>,
+    retired: Vec<(usize, bool)>,
     interrupted: bool,
 }
 
@@ -199,6 +210,7 @@ fn schedule(
     }
     let launched = Arc::new(Mutex::new(Vec::new()));
     let signals = Arc::new(Mutex::new(Vec::new()));
+    let retired = Arc::new(Mutex::new(Vec::new()));
     let launcher = Scripted {
         replies: reply_tx,
         fail: fail.iter().copied().collect(),
@@ -207,6 +219,7 @@ fn schedule(
         launched: Arc::clone(&launched),
         signals: Arc::clone(&signals),
         slots: BTreeMap::new(),
+        retired: Arc::clone(&retired),
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -228,10 +241,12 @@ fn schedule(
     let events = events.lock().expect("lock").clone();
     let launched = launched.lock().expect("lock").clone();
     let signals = signals.lock().expect("lock").clone();
+    let retired = retired.lock().expect("lock").clone();
     Outcomes {
         events,
         launched,
         signals,
+        retired,
         interrupted,
     }
 }
@@ -361,4 +376,24 @@ fn cancelled_attempts_are_not_retried() {
     let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None);
     assert_eq!(out.launched.len(), 1);
     assert!(out.finished()[&key(1, 1)].is_final);
+}
+
+#[test]
+fn idle_slots_are_retired_once_nothing_is_left_and_a_retry_still_runs() {
+    // Task 4 is slow, so the other slot goes idle with an empty queue; task 3 fails once
+    // and its retry comes after slots were retired.
+    let mut c = config(2);
+    c.retries = 1;
+    let out = schedule(4, c, &[(3, 1)], &[], &[4], &[], None);
+    let finished = out.finished();
+    assert!(finished[&key(3, 2)].outcome.is_success());
+    assert!(finished.values().filter(|r| r.is_final).count() == 4);
+    assert!(!out.retired.is_empty(), "no slot was retired");
+    assert!(
+        out.retired.iter().all(|(_, busy)| !busy),
+        "a slot was retired while it ran or held an order: {:?}",
+        out.retired
+    );
+    let slots: BTreeSet<usize> = out.retired.iter().map(|(slot, _)| *slot).collect();
+    assert_eq!(slots, BTreeSet::from([1, 2]));
 }
