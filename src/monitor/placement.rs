@@ -200,8 +200,34 @@ fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
 
 /// The core `pid` runs on, or last ran on (a zombie's `stat` still says).
 pub fn last_core(pid: u32) -> Option<usize> {
-    let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    let text = std::str::from_utf8(&bytes).ok()?;
+    core_in_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// A process's `/proc/PID/stat`, opened once and read again whenever asked: opened while
+/// the process starts, it answers at its exit with one read instead of a path lookup.
+#[derive(Debug)]
+pub struct StatFile(std::fs::File);
+
+impl StatFile {
+    pub fn open(pid: u32) -> Option<Self> {
+        std::fs::File::open(format!("/proc/{pid}/stat"))
+            .ok()
+            .map(StatFile)
+    }
+
+    /// The core the process runs on, or last ran on (also once it is a zombie).
+    pub fn core(&self) -> Option<usize> {
+        use std::os::unix::fs::FileExt;
+        // A stat line is a few hundred bytes: the name is at most 64.
+        let mut buf = [0u8; 2048];
+        let n = self.0.read_at(&mut buf, 0).ok()?;
+        core_in_stat(&buf[..n])
+    }
+}
+
+/// Field 39 (`processor`) of a `/proc/PID/stat` line.
+fn core_in_stat(bytes: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(bytes).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     rest.split_whitespace().nth(39 - 3)?.parse().ok()
 }
@@ -240,6 +266,25 @@ pub fn clock_ticks() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_file_opened_at_start_still_names_a_core_once_the_process_is_a_zombie() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let stat = StatFile::open(child.id()).expect("open its stat");
+        // Not reaped yet: once it has exited, it is a zombie whose stat stays readable.
+        let path = format!("/proc/{}/stat", child.id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read_to_string(&path).is_ok_and(|s| s.contains(") Z ")) {
+            assert!(std::time::Instant::now() < deadline, "`true` did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let core = stat.core().expect("a zombie's core");
+        assert!(core < crate::monitor::core_count(), "core {core}");
+        assert_eq!(Some(core), last_core(child.id()));
+        child.wait().expect("reap");
+    }
 
     #[test]
     fn stat_fields_after_a_tricky_name() {

@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 use super::RunContext;
 use crate::engine::launcher::LaunchMsg;
 use crate::event::{AttemptKey, Outcome, Stream};
+use crate::monitor::StatFile;
 use crate::output::Capture;
 
 /// How long the pipes may stay open after the main process exited and its group was killed.
@@ -39,6 +40,8 @@ pub(super) struct Pump<'a> {
     replies: &'a Sender<LaunchMsg>,
     captures: [Capture; 2],
     last_sent: [Instant; 2],
+    /// Opened while the process starts, read as it is reaped.
+    stat: Option<StatFile>,
 }
 
 impl<'a> Pump<'a> {
@@ -56,6 +59,7 @@ impl<'a> Pump<'a> {
             replies,
             captures,
             last_sent: [Instant::now(); 2],
+            stat: StatFile::open(pid),
         }
     }
 
@@ -151,7 +155,10 @@ impl<'a> Pump<'a> {
     /// Reap the main process and kill what is left of its process group.
     fn reap(&mut self) -> Exit {
         // Read before reaping: a zombie's stat still names the core it last ran on.
-        let last_core = crate::monitor::last_core(self.pid);
+        let last_core = match &self.stat {
+            Some(stat) => stat.core(),
+            None => crate::monitor::last_core(self.pid),
+        };
         let (status, usage) = wait4(self.pid);
         let at = self.ctx.clock.now();
         let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
