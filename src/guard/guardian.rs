@@ -55,6 +55,17 @@ struct Guardian {
 }
 
 impl Guardian {
+    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: &Path) -> io::Result<Self> {
+        nix::fcntl::fcntl(&alive, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        Ok(Guardian {
+            pid,
+            _watched: watched,
+            alive: File::from(alive),
+            ready: false,
+            exe: exe.to_path_buf(),
+        })
+    }
+
     /// Whether it still lives, reading what it said meanwhile. Never blocks.
     fn lives(&mut self) -> bool {
         let mut buf = [0u8; 16];
@@ -168,19 +179,6 @@ fn forget_if_dead(live: &mut Option<Guardian>) -> Option<bool> {
     }
     let _ = nix::sys::wait::waitpid(guardian.pid, None);
     live.take().map(|g| g.ready)
-}
-
-impl Guardian {
-    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: &Path) -> io::Result<Self> {
-        nix::fcntl::fcntl(&alive, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-        Ok(Guardian {
-            pid,
-            _watched: watched,
-            alive: File::from(alive),
-            ready: false,
-            exe: exe.to_path_buf(),
-        })
-    }
 }
 
 fn spawn_guardian(exe: PathBuf) -> io::Result<Guardian> {
