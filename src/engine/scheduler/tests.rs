@@ -190,6 +190,23 @@ fn schedule(
     controls: &[Control],
     timeout: Option<Duration>,
 ) -> Outcomes {
+    schedule_then(n, config, fail, hang, slow, controls, timeout, None)
+}
+
+/// Called once, this long into the run, through [`Scheduler::after`].
+type Later = Option<(Duration, Box<dyn FnOnce()>)>;
+
+#[allow(clippy::too_many_arguments)]
+fn schedule_then(
+    n: usize,
+    config: PoolConfig,
+    fail: &[(usize, u32)],
+    hang: &[usize],
+    slow: &[usize],
+    controls: &[Control],
+    timeout: Option<Duration>,
+    later: Later,
+) -> Outcomes {
     let tasks: Vec<Arc<Task>> = (1..=n)
         .map(|seq| {
             Arc::new(Task {
@@ -237,6 +254,10 @@ fn schedule(
         Box::new(move |e| sink.lock().expect("lock").push(e)),
         RunClock::start(),
     );
+    let scheduler = match later {
+        Some((delay, then)) => scheduler.after(delay, then),
+        None => scheduler,
+    };
     let interrupted = scheduler.run();
     let events = events.lock().expect("lock").clone();
     let launched = launched.lock().expect("lock").clone();
@@ -396,4 +417,32 @@ fn idle_slots_are_retired_once_nothing_is_left_and_a_retry_still_runs() {
     );
     let slots: BTreeSet<usize> = out.retired.iter().map(|(slot, _)| *slot).collect();
     assert_eq!(slots, BTreeSet::from([1, 2]));
+}
+
+#[test]
+fn a_put_off_call_comes_once_while_the_run_lasts_and_not_after_it() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&calls);
+    // Three tasks of 30 ms side by side: the run lasts about 30 ms.
+    let later: Later = Some((
+        Duration::from_millis(10),
+        Box::new(move || seen.lock().expect("lock").push(Instant::now())),
+    ));
+    let started = Instant::now();
+    let out = schedule_then(3, config(3), &[], &[], &[1, 2, 3], &[], None, later);
+    assert_eq!(out.finished().len(), 3);
+    let calls = calls.lock().expect("lock").clone();
+    assert_eq!(calls.len(), 1, "called {} times", calls.len());
+    assert!(calls[0] >= started + Duration::from_millis(10));
+
+    // A run that ends before the delay never makes the call.
+    let never = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&never);
+    let later: Later = Some((
+        Duration::from_secs(60),
+        Box::new(move || *count.lock().expect("lock") += 1),
+    ));
+    let out = schedule_then(2, config(1), &[], &[], &[], &[], None, later);
+    assert_eq!(out.finished().len(), 2);
+    assert_eq!(*never.lock().expect("lock"), 0);
 }
