@@ -181,23 +181,12 @@ fn key(seq: usize, attempt: u32) -> AttemptKey {
     AttemptKey { seq, attempt }
 }
 
-fn schedule(
-    n: usize,
-    config: PoolConfig,
-    fail: &[(usize, u32)],
-    hang: &[usize],
-    slow: &[usize],
-    controls: &[Control],
-    timeout: Option<Duration>,
-) -> Outcomes {
-    schedule_then(n, config, fail, hang, slow, controls, timeout, None)
-}
-
 /// Called once, this long into the run, through [`Scheduler::after`].
 type Later = Option<(Duration, Box<dyn FnOnce()>)>;
 
+/// Run `n` tasks on a scripted launcher; `later` is put off with [`Scheduler::after`].
 #[allow(clippy::too_many_arguments)]
-fn schedule_then(
+fn schedule(
     n: usize,
     config: PoolConfig,
     fail: &[(usize, u32)],
@@ -281,7 +270,7 @@ fn config(workers: usize) -> PoolConfig {
 
 #[test]
 fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
-    let out = schedule(4, config(2), &[], &[], &[], &[], None);
+    let out = schedule(4, config(2), &[], &[], &[], &[], None, None);
     let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
     assert_eq!(keys, [1, 2, 3, 4]);
     assert_eq!(out.launched[0].1, 1);
@@ -294,7 +283,7 @@ fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
 fn a_failed_attempt_is_retried_before_later_tasks() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(3, c, &[(2, 1)], &[], &[], &[], None);
+    let out = schedule(3, c, &[(2, 1)], &[], &[], &[], None, None);
     let keys: Vec<AttemptKey> = out.launched.iter().map(|(k, _)| *k).collect();
     assert_eq!(keys, [key(1, 1), key(2, 1), key(2, 2), key(3, 1)]);
     let finished = out.finished();
@@ -306,7 +295,7 @@ fn a_failed_attempt_is_retried_before_later_tasks() {
 fn retries_run_out() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], &[], None);
+    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], &[], None, None);
     assert_eq!(out.launched.len(), 2);
     let last = &out.finished()[&key(1, 2)];
     assert!(last.is_final);
@@ -317,7 +306,7 @@ fn retries_run_out() {
 fn halt_soon_skips_the_rest_after_a_final_failure() {
     let mut c = config(1);
     c.halt = Halt::Soon;
-    let out = schedule(4, c, &[(2, 1)], &[], &[], &[], None);
+    let out = schedule(4, c, &[(2, 1)], &[], &[], &[], None, None);
     assert_eq!(out.launched.len(), 2);
     assert_eq!(
         out.skipped(),
@@ -329,7 +318,7 @@ fn halt_soon_skips_the_rest_after_a_final_failure() {
 fn halt_now_cancels_what_runs() {
     let mut c = config(2);
     c.halt = Halt::Now;
-    let out = schedule(3, c, &[(2, 1)], &[1], &[], &[], None);
+    let out = schedule(3, c, &[(2, 1)], &[1], &[], &[], None, None);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(3, SkipReason::Halted)]);
@@ -337,7 +326,7 @@ fn halt_now_cancels_what_runs() {
 
 #[test]
 fn stop_lets_running_tasks_finish_and_starts_no_more() {
-    let out = schedule(3, config(1), &[], &[], &[1], &[Control::Stop], None);
+    let out = schedule(3, config(1), &[], &[], &[1], &[Control::Stop], None, None);
     assert_eq!(out.launched.len(), 1);
     assert!(out.signals.is_empty());
     assert_eq!(
@@ -349,7 +338,7 @@ fn stop_lets_running_tasks_finish_and_starts_no_more() {
 
 #[test]
 fn kill_cancels_running_tasks() {
-    let out = schedule(2, config(1), &[], &[1], &[], &[Control::Kill], None);
+    let out = schedule(2, config(1), &[], &[1], &[], &[Control::Kill], None, None);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(2, SkipReason::Stopped)]);
@@ -365,6 +354,7 @@ fn a_task_past_its_time_limit_is_timed_out() {
         &[],
         &[],
         Some(Duration::from_millis(20)),
+        None,
     );
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     let finished = out.finished();
@@ -378,7 +368,7 @@ fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
     // runs the rest, taking task 3 back from slot 1 when it has nothing else to do.
     let mut c = config(2);
     c.timeout = Some(Duration::from_millis(300));
-    let out = schedule(4, c, &[], &[1], &[], &[], None);
+    let out = schedule(4, c, &[], &[1], &[], &[], None, None);
     let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
     assert_eq!(by_key[&key(1, 1)], 1);
     for seq in 2..=4 {
@@ -394,7 +384,7 @@ fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
 fn cancelled_attempts_are_not_retried() {
     let mut c = config(1);
     c.retries = 3;
-    let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None);
+    let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None, None);
     assert_eq!(out.launched.len(), 1);
     assert!(out.finished()[&key(1, 1)].is_final);
 }
@@ -405,7 +395,7 @@ fn idle_slots_are_retired_once_nothing_is_left_and_a_retry_still_runs() {
     // and its retry comes after slots were retired.
     let mut c = config(2);
     c.retries = 1;
-    let out = schedule(4, c, &[(3, 1)], &[], &[4], &[], None);
+    let out = schedule(4, c, &[(3, 1)], &[], &[4], &[], None, None);
     let finished = out.finished();
     assert!(finished[&key(3, 2)].outcome.is_success());
     assert!(finished.values().filter(|r| r.is_final).count() == 4);
@@ -429,7 +419,7 @@ fn a_put_off_call_comes_once_while_the_run_lasts_and_not_after_it() {
         Box::new(move || seen.lock().expect("lock").push(Instant::now())),
     ));
     let started = Instant::now();
-    let out = schedule_then(3, config(3), &[], &[], &[1, 2, 3], &[], None, later);
+    let out = schedule(3, config(3), &[], &[], &[1, 2, 3], &[], None, later);
     assert_eq!(out.finished().len(), 3);
     let calls = calls.lock().expect("lock").clone();
     assert_eq!(calls.len(), 1, "called {} times", calls.len());
@@ -442,7 +432,7 @@ fn a_put_off_call_comes_once_while_the_run_lasts_and_not_after_it() {
         Duration::from_secs(60),
         Box::new(move || *count.lock().expect("lock") += 1),
     ));
-    let out = schedule_then(2, config(1), &[], &[], &[], &[], None, later);
+    let out = schedule(2, config(1), &[], &[], &[], &[], None, later);
     assert_eq!(out.finished().len(), 2);
     assert_eq!(*never.lock().expect("lock"), 0);
 }
