@@ -157,13 +157,10 @@ pub fn guardian_running() -> bool {
 /// executable) and is not replaced. A live run calls this every [`CHECK_EVERY`].
 pub fn keep_guardian() {
     let mut live = lock();
-    let Some(exe) = live.as_ref().map(|g| g.exe.clone()) else {
-        return;
-    };
-    if let Some(was_ready) = forget_if_dead(&mut live)
-        && was_ready
+    if let Some(dead) = forget_if_dead(&mut live)
+        && dead.ready
     {
-        *live = spawn_guardian(exe).ok();
+        *live = spawn_guardian(dead.exe).ok();
     }
 }
 
@@ -171,14 +168,14 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Guardian>> {
     GUARDIAN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// If the guardian died, reap it and forget it; then whether it had been ready.
-fn forget_if_dead(live: &mut Option<Guardian>) -> Option<bool> {
+/// If the guardian died, reap it and take it out of `live`.
+fn forget_if_dead(live: &mut Option<Guardian>) -> Option<Guardian> {
     let guardian = live.as_mut()?;
     if guardian.lives() {
         return None;
     }
     let _ = nix::sys::wait::waitpid(guardian.pid, None);
-    live.take().map(|g| g.ready)
+    live.take()
 }
 
 fn spawn_guardian(exe: PathBuf) -> io::Result<Guardian> {

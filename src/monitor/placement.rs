@@ -198,11 +198,6 @@ fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     })
 }
 
-/// The core `pid` runs on, or last ran on (a zombie's `stat` still says).
-pub fn last_core(pid: u32) -> Option<usize> {
-    core_in_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
-}
-
 /// A process's `/proc/PID/stat`, opened once and read again whenever asked: opened while
 /// the process starts, it answers at its exit with one read instead of a path lookup.
 #[derive(Debug)]
@@ -282,7 +277,10 @@ mod tests {
         }
         let core = stat.core().expect("a zombie's core");
         assert!(core < crate::monitor::core_count(), "core {core}");
-        assert_eq!(Some(core), last_core(child.id()));
+        assert_eq!(
+            Some(core),
+            core_in_stat(&std::fs::read(&path).expect("read"))
+        );
         child.wait().expect("reap");
     }
 
@@ -309,7 +307,11 @@ mod tests {
         let placements = table.placements();
         assert_eq!(placements.len(), 1);
         assert_eq!(placements[0].pid, std::process::id());
-        assert!(last_core(std::process::id()).is_some());
+        assert!(
+            StatFile::open(std::process::id())
+                .and_then(|s| s.core())
+                .is_some()
+        );
         let loads = table.loads();
         assert_eq!(loads.len(), 1);
         assert!(loads[0].rss > 0);

@@ -155,10 +155,7 @@ impl<'a> Pump<'a> {
     /// Reap the main process and kill what is left of its process group.
     fn reap(&mut self) -> Exit {
         // Read before reaping: a zombie's stat still names the core it last ran on.
-        let last_core = match &self.stat {
-            Some(stat) => stat.core(),
-            None => crate::monitor::last_core(self.pid),
-        };
+        let last_core = self.stat.as_ref().and_then(StatFile::core);
         let (status, usage) = wait4(self.pid);
         let at = self.ctx.clock.now();
         let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
