@@ -1,9 +1,10 @@
-//! One attempt: build the command, spawn it, capture it, and report what happened.
+//! One attempt: build the command, spawn it, capture it until it ends, and make its record.
 
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
@@ -11,18 +12,27 @@ use super::RunContext;
 use super::pump::{Pump, ReadBuf};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::resolve::Resolver;
-use crate::event::{AttemptRecord, LiveOutput, Stream};
+use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream};
 use crate::guard::MARKER_VAR;
 use crate::output::Capture;
 
-/// Run one attempt to its end on this thread; true if it exited with status 0.
-pub(super) fn run_attempt(
+/// An attempt whose process runs: what is needed to report it and see it to its end.
+pub(super) struct Running {
+    key: AttemptKey,
+    slot: usize,
+    pid: u32,
+    started: Duration,
+    pipes: [Option<OwnedFd>; 2],
+    captures: [Capture; 2],
+}
+
+/// Spawn `order`'s process. Reports nothing: the caller does, with [`Running::started`], or
+/// the record of an attempt that could not start.
+pub(super) fn start_attempt(
     order: &AttemptOrder,
     ctx: &RunContext,
-    replies: &Sender<LaunchMsg>,
     resolver: &mut Resolver,
-    buf: &mut ReadBuf,
-) -> bool {
+) -> Result<Running, Box<AttemptRecord>> {
     let key = order.key;
     let stdout = Capture::of_attempt(&ctx.run_dir, key, Stream::Stdout, ctx.output_cap);
     let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
@@ -35,54 +45,80 @@ pub(super) fn run_attempt(
             stderr.push(format!("poolscope: {error}\n").as_bytes());
             stderr.finish();
             stdout.finish();
-            let record = AttemptRecord::not_started(key, order.slot, started, error);
-            let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
-            return false;
+            return Err(Box::new(AttemptRecord::not_started(
+                key, order.slot, started, error,
+            )));
         }
     };
-    let pid = child.id();
-    let _ = replies.send(LaunchMsg::Started {
-        key,
-        pid,
-        at: started,
-        output: LiveOutput {
-            stdout: stdout.tail(),
-            stderr: stderr.tail(),
-        },
-    });
     let pipes = [
         child.stdout.take().map(OwnedFd::from),
         child.stderr.take().map(OwnedFd::from),
     ];
     // The child is reaped with wait4 by the pump, never through `Child`.
-    drop(child);
-    let mut pump = Pump::new(key, pid, ctx, replies, [stdout, stderr]);
-    let exit = pump.run(pipes, buf);
-    let [stdout, stderr] = pump.into_captures();
-    let record = AttemptRecord {
+    Ok(Running {
         key,
         slot: order.slot,
-        pid,
+        pid: child.id(),
         started,
-        ended: exit.at,
-        outcome: exit.outcome,
-        signal: exit.signal,
-        user: exit.user,
-        system: exit.system,
-        max_rss: exit.max_rss,
-        stderr_tail: stderr
-            .tail()
-            .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES),
-        stdout_bytes: stdout.finish(),
-        stderr_bytes: stderr.finish(),
-        cores: exit.last_core.into_iter().collect(),
-        leftovers_killed: exit.leftovers_killed,
-        is_final: false,
-        result: None,
-    };
-    let success = record.outcome.is_success();
-    let _ = replies.send(LaunchMsg::Finished(Box::new(record)));
-    success
+        pipes,
+        captures: [stdout, stderr],
+    })
+}
+
+impl Running {
+    /// The message that says it started.
+    pub(super) fn started(&self) -> LaunchMsg {
+        LaunchMsg::Started {
+            key: self.key,
+            pid: self.pid,
+            at: self.started,
+            output: LiveOutput {
+                stdout: self.captures[0].tail(),
+                stderr: self.captures[1].tail(),
+            },
+        }
+    }
+
+    /// Capture its output until it has ended, on this thread; its record.
+    pub(super) fn finish(
+        self,
+        ctx: &RunContext,
+        replies: &Sender<LaunchMsg>,
+        buf: &mut ReadBuf,
+    ) -> Box<AttemptRecord> {
+        let Running {
+            key,
+            slot,
+            pid,
+            started,
+            pipes,
+            captures,
+        } = self;
+        let mut pump = Pump::new(key, pid, ctx, replies, captures);
+        let exit = pump.run(pipes, buf);
+        let [stdout, stderr] = pump.into_captures();
+        Box::new(AttemptRecord {
+            key,
+            slot,
+            pid,
+            started,
+            ended: exit.at,
+            outcome: exit.outcome,
+            signal: exit.signal,
+            user: exit.user,
+            system: exit.system,
+            max_rss: exit.max_rss,
+            stderr_tail: stderr
+                .tail()
+                .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES),
+            stdout_bytes: stdout.finish(),
+            stderr_bytes: stderr.finish(),
+            cores: exit.last_core.into_iter().collect(),
+            leftovers_killed: exit.leftovers_killed,
+            is_final: false,
+            result: None,
+        })
+    }
 }
 
 /// Lines, and at most bytes, of stderr kept with a failed attempt for error reports.

@@ -26,7 +26,7 @@ use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
 use super::resolve::Resolver;
 use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
-use attempt::run_attempt;
+use attempt::start_attempt;
 use pump::ReadBuf;
 
 /// What every attempt of a run shares.
@@ -96,6 +96,10 @@ impl ProcessLauncher {
 
 /// A slot thread: run waiting orders one after the other; after a failure, wait to be
 /// resumed. Ends when the launcher is dropped.
+///
+/// A successful attempt is reported once the slot's next waiting order has started (or
+/// at once if none waits): its report wakes the scheduler's thread, which would otherwise
+/// compete with this one for a core while it spawns.
 fn slot_loop(
     waiting: &Mutex<VecDeque<AttemptOrder>>,
     woken: &crossbeam_channel::Receiver<Wake>,
@@ -110,6 +114,10 @@ fn slot_loop(
     let mut resolver = Resolver::default();
     let mut buf = ReadBuf::new();
     let mut gate_open = true;
+    let mut unreported: Option<Box<AttemptRecord>> = None;
+    let report = |record: Box<AttemptRecord>| {
+        let _ = replies.send(LaunchMsg::Finished(record));
+    };
     loop {
         let next = if gate_open {
             waiting
@@ -119,13 +127,35 @@ fn slot_loop(
         } else {
             None
         };
-        match next {
-            Some(order) => gate_open = run_attempt(&order, ctx, replies, &mut resolver, &mut buf),
-            None => match woken.recv() {
+        let Some(order) = next else {
+            if let Some(record) = unreported.take() {
+                report(record);
+                // The scheduler may hand over an order in answer: look again first.
+                continue;
+            }
+            match woken.recv() {
                 Ok(Wake::Look) => {}
                 Ok(Wake::Resume) => gate_open = true,
                 Err(_) => return,
-            },
+            }
+            continue;
+        };
+        let start = start_attempt(&order, ctx, &mut resolver);
+        if let Some(record) = unreported.take() {
+            report(record);
+        }
+        let record = match start {
+            Ok(running) => {
+                let _ = replies.send(running.started());
+                running.finish(ctx, replies, &mut buf)
+            }
+            Err(not_started) => not_started,
+        };
+        gate_open = record.outcome.is_success();
+        if gate_open {
+            unreported = Some(record);
+        } else {
+            report(record);
         }
     }
 }
