@@ -4,6 +4,7 @@
 mod bench;
 mod interrupt;
 mod progress;
+mod quick_exit;
 mod report;
 mod run;
 
@@ -221,8 +222,8 @@ pub fn main() -> ExitCode {
 }
 
 /// End the process with `result` at once: after a run, everything is written and flushed
-/// here, and the C library's exit handlers (tens of microseconds, for nothing this process
-/// needs) are skipped.
+/// here, the C library's exit handlers (tens of microseconds, for nothing this process
+/// needs) are skipped, and the memory is torn down after the exit (see [`quick_exit`]).
 fn end_now(result: Result<u8, Failure>) -> ! {
     use std::io::Write as _;
     let code = match result {
@@ -234,8 +235,7 @@ fn end_now(result: Result<u8, Failure>) -> ! {
     };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    // SAFETY: `_exit` ends the process; every record is closed and stdout flushed above.
-    unsafe { libc::_exit(i32::from(code)) }
+    quick_exit::exit(code)
 }
 
 /// `poolscope __worker KERNEL`: serve a built-in kernel on fds 3 and 4.
