@@ -345,11 +345,17 @@ impl Run {
         let (sample_tx, samples) = unbounded();
         let watched: Watched = Arc::default();
         // The monitor's thread starts one sampling period into the run: not while the
-        // first tasks are starting, and not at all for a run that ends sooner.
+        // first tasks are starting, and not at all for a run that ends sooner. So is the
+        // run directory's `outputs/` folder made, unless a task's output made it already
+        // (the run's end makes it if need be, and says if it cannot).
         let monitor: RefCell<Option<Monitor>> = RefCell::new(None);
-        let start_monitor = {
+        let put_off = {
             let (watched, clock, monitor) = (Arc::clone(&watched), self.ctx.clock, &monitor);
-            move || *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok()
+            let run_dir = Arc::clone(&self.ctx.run_dir);
+            move || {
+                *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok();
+                let _ = rundir::make_outputs(&run_dir);
+            }
         };
         let inputs = Inputs {
             replies,
@@ -363,7 +369,7 @@ impl Run {
             inputs,
             emit: Box::new(&mut emit),
             on_idle,
-            start_monitor: Box::new(start_monitor),
+            put_off: Box::new(put_off),
             clock: self.ctx.clock,
             watched,
             recorder: Arc::clone(&self.recorder),
@@ -413,8 +419,8 @@ struct Pool<'a> {
     emit: Box<dyn FnMut(Event) + 'a>,
     /// The face's own work when no event is waiting.
     on_idle: Option<Box<dyn FnMut() + 'a>>,
-    /// Starts the monitor, one sampling period into the run.
-    start_monitor: Box<dyn FnOnce() + 'a>,
+    /// What waits one sampling period into the run: the monitor, the `outputs/` folder.
+    put_off: Box<dyn FnOnce() + 'a>,
     clock: RunClock,
     watched: Watched,
     recorder: Arc<Mutex<Recorder>>,
@@ -450,7 +456,7 @@ impl Pool<'_> {
         )
         .watch(self.watched)
         .on_idle(Box::new(flush))
-        .after(monitor::FIRST_SAMPLE_AFTER, self.start_monitor)
+        .after(monitor::FIRST_SAMPLE_AFTER, self.put_off)
         .run()
     }
 }

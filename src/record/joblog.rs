@@ -19,17 +19,30 @@ pub const HEADER: &str =
 /// together (one `write`) as soon as the engine has nothing else to do.
 pub struct Joblog {
     out: Batched,
+    /// The file does not exist yet: it is created with the header and the first line (or
+    /// at [`Joblog::finish`]), not while the run's first tasks are starting.
+    header_due: bool,
 }
 
 impl Joblog {
-    /// Open for appending, writing the header if the file is new or empty, and ending a
-    /// torn last line (a run killed mid-write) so that new lines start clean.
+    /// Open for appending, ending a torn last line (a run killed mid-write) so that new
+    /// lines start clean, and writing the header if the file is empty. A missing file is
+    /// created later, in a folder that must be writable now.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)?;
+        let opened = OpenOptions::new().append(true).read(true).open(path);
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let folder = path.parent().unwrap_or(Path::new("."));
+                nix::unistd::access(folder, nix::unistd::AccessFlags::W_OK)
+                    .map_err(io::Error::from)?;
+                return Ok(Joblog {
+                    out: Batched::created_on_first_line(path.to_path_buf()),
+                    header_due: true,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let len = file.metadata()?.len();
         if len == 0 {
             file.write_all(HEADER.as_bytes())?;
@@ -42,7 +55,14 @@ impl Joblog {
         }
         Ok(Joblog {
             out: Batched::to_file(path.to_path_buf(), file),
+            header_due: false,
         })
+    }
+
+    fn header_first(&mut self) {
+        if std::mem::take(&mut self.header_due) {
+            self.out.buffer().extend_from_slice(HEADER.as_bytes());
+        }
     }
 
     /// Append the line of a task's final attempt.
@@ -52,6 +72,7 @@ impl Joblog {
         run_start_epoch: f64,
         command: &str,
     ) -> io::Result<()> {
+        self.header_first();
         self.out
             .buffer()
             .extend_from_slice(line(record, run_start_epoch, command).as_bytes());
@@ -60,6 +81,12 @@ impl Joblog {
 
     /// Write the lines gathered so far.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Write what is left, and the header if no line came: a run always leaves a joblog.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.header_first();
         self.out.flush()
     }
 }
@@ -221,6 +248,24 @@ mod tests {
         assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.matches("Seq\t").count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_joblog_is_created_with_its_first_line_or_at_the_end() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join(FILE);
+        let mut log = Joblog::open(&path)?;
+        log.flush()?;
+        assert!(!path.exists(), "no file before the first line");
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a")?;
+        log.flush()?;
+        let text = std::fs::read_to_string(&path)?;
+        assert!(text.starts_with(HEADER), "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let quiet = dir.path().join("quiet.tsv");
+        Joblog::open(&quiet)?.finish()?;
+        assert_eq!(std::fs::read_to_string(&quiet)?, HEADER);
         Ok(())
     }
 }

@@ -91,7 +91,15 @@ impl Recorder {
 
     /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
     pub fn finish(&mut self) -> Vec<String> {
+        if let Err(e) = self.joblog.finish() {
+            self.errors
+                .push(format!("cannot append to the joblog: {e}"));
+        }
         self.flush();
+        if let Err(e) = rundir::make_outputs(&self.run_dir) {
+            self.errors
+                .push(format!("cannot create {}: {e}", rundir::OUTPUTS));
+        }
         let (state, tasks, run_dir) = (&self.state, &self.tasks, &self.run_dir);
         let large = tasks.len() >= SIDE_BY_SIDE_FROM;
         let write_trace = || write_json(&run_dir.join(trace::FILE), &trace::render(state), large);
@@ -142,7 +150,7 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
         Stream::Stdout => "out",
         Stream::Stderr => "err",
     };
-    run_dir.join("outputs").join(format!("{stem}.{ext}"))
+    run_dir.join(rundir::OUTPUTS).join(format!("{stem}.{ext}"))
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize, large: bool) -> std::io::Result<()> {

@@ -35,7 +35,21 @@ pub fn latest_run(root: &Path) -> Option<PathBuf> {
         .max()
 }
 
-/// Create `dir` and its `outputs/` folder.
+/// The folder of a run directory that holds what the tasks printed.
+pub const OUTPUTS: &str = "outputs";
+
+/// Create the run directory `dir`. Its `outputs/` folder follows a moment later (see
+/// [`make_outputs`]): a run's first tasks start without waiting for it.
 pub fn create(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir.join("outputs"))
+    fs::create_dir_all(dir)
+}
+
+/// Create the `outputs/` folder of the run directory `dir`, if it is not there yet. The
+/// first output file of a run makes it, or, for a run whose tasks print nothing, the run
+/// one sampling period in, and at the latest its end.
+pub fn make_outputs(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir.join(OUTPUTS)) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
 }
