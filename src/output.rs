@@ -191,10 +191,7 @@ fn create(path: &Path) -> std::io::Result<File> {
     match File::create(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(folder) = path.parent() {
-                match std::fs::create_dir(folder) {
-                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
-                    _ => {}
-                }
+                crate::record::rundir::make_folder(folder)?;
             }
             File::create(path)
         }

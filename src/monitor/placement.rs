@@ -148,9 +148,12 @@ impl ProcessTable {
     }
 }
 
+/// Room for a `stat` line: a few hundred bytes, the fields read here well within.
+const STAT_LINE: usize = 1024;
+
 /// Parse the `stat` file: core (field 39), utime+stime (14, 15), rss (24). False if gone.
 fn read_stat(p: &mut Proc) -> bool {
-    let mut buf = [0u8; 1024];
+    let mut buf = [0u8; STAT_LINE];
     let Ok(n) = p.stat.read_at(&mut buf, 0) else {
         return false;
     };
@@ -180,12 +183,15 @@ pub fn stat(pid: u32) -> Option<StatFields> {
     parse_stat(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
-fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
+/// The fields of a stat line from field 3 (state) on: field N is at index N - 3. The
+/// command name before them may hold spaces and parentheses; they resume after the last ')'.
+fn fields_after_name(bytes: &[u8]) -> Option<Vec<&str>> {
     let text = std::str::from_utf8(bytes).ok()?;
-    // The command name may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state); field N is fields[N - 3].
+    Some(text[text.rfind(')')? + 1..].split_whitespace().collect())
+}
+
+fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
+    let fields = fields_after_name(bytes)?;
     if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
         return None;
     }
@@ -213,8 +219,7 @@ impl StatFile {
     /// The core the process runs on, or last ran on (also once it is a zombie).
     pub fn core(&self) -> Option<usize> {
         use std::os::unix::fs::FileExt;
-        // A stat line is a few hundred bytes: the name is at most 64.
-        let mut buf = [0u8; 2048];
+        let mut buf = [0u8; STAT_LINE];
         let n = self.0.read_at(&mut buf, 0).ok()?;
         core_in_stat(&buf[..n])
     }
@@ -222,9 +227,7 @@ impl StatFile {
 
 /// Field 39 (`processor`) of a `/proc/PID/stat` line.
 fn core_in_stat(bytes: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    rest.split_whitespace().nth(39 - 3)?.parse().ok()
+    fields_after_name(bytes)?.get(39 - 3)?.parse().ok()
 }
 
 /// Children of every thread of `pid`.

@@ -20,7 +20,7 @@ pub const HEADER: &str =
 pub struct Joblog {
     out: Batched,
     /// The file does not exist yet: it is created with the header and the first line (or
-    /// at [`Joblog::finish`]), not while the run's first tasks are starting.
+    /// after [`Joblog::header_if_none`]), not while the run's first tasks are starting.
     header_due: bool,
 }
 
@@ -84,10 +84,10 @@ impl Joblog {
         self.out.flush()
     }
 
-    /// Write what is left, and the header if no line came: a run always leaves a joblog.
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// At a run's end: the header, if no line came to carry it, so that the next flush
+    /// creates the file. A run always leaves a joblog.
+    pub fn header_if_none(&mut self) {
         self.header_first();
-        self.out.flush()
     }
 }
 
@@ -264,7 +264,9 @@ mod tests {
         assert!(text.starts_with(HEADER), "{text}");
         assert_eq!(text.lines().count(), 2, "{text}");
         let quiet = dir.path().join("quiet.tsv");
-        Joblog::open(&quiet)?.finish()?;
+        let mut log = Joblog::open(&quiet)?;
+        log.header_if_none();
+        log.flush()?;
         assert_eq!(std::fs::read_to_string(&quiet)?, HEADER);
         Ok(())
     }

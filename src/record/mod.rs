@@ -91,10 +91,7 @@ impl Recorder {
 
     /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
     pub fn finish(&mut self) -> Vec<String> {
-        if let Err(e) = self.joblog.finish() {
-            self.errors
-                .push(format!("cannot append to the joblog: {e}"));
-        }
+        self.joblog.header_if_none();
         self.flush();
         if let Err(e) = rundir::make_outputs(&self.run_dir) {
             self.errors

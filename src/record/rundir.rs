@@ -48,7 +48,12 @@ pub fn create(dir: &Path) -> io::Result<()> {
 /// first output file of a run makes it, or, for a run whose tasks print nothing, the run
 /// one sampling period in, and at the latest its end.
 pub fn make_outputs(dir: &Path) -> io::Result<()> {
-    match fs::create_dir(dir.join(OUTPUTS)) {
+    make_folder(&dir.join(OUTPUTS))
+}
+
+/// Create the folder `path` (not its parents) unless it exists.
+pub fn make_folder(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
         _ => Ok(()),
     }
