@@ -240,9 +240,10 @@ fn thread_count() -> Option<u64> {
 
 /// Field 20 (`num_threads`) of a `/proc/PID/stat` line.
 fn threads_in_stat(stat: &str) -> Option<u64> {
-    // Fields are counted from after the command name, which may hold spaces and parens.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(17)?.parse().ok()
+    crate::monitor::fields_after_name(stat.as_bytes())?
+        .get(20 - 3)?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
