@@ -14,17 +14,13 @@ use crate::state::RunState;
 use crate::taskdir;
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
-    let exe = std::env::current_exe().ok();
-    if let Some(exe) = exe.as_ref().filter(|_| !args.dry_run) {
+    if !args.dry_run {
         // First of all: with a single thread and a small heap, this process forks its
         // guardian more cheaply than it could start one later.
-        crate::guard::fork_guardian(exe).map_err(|source| Failure {
+        // SAFETY: nothing but clap has run in this process yet, and it starts no thread.
+        unsafe { crate::guard::fork_guardian() }.map_err(|source| Failure {
             code: exit::TASKS_FAILED,
-            message: RunError::Guardian {
-                path: exe.clone(),
-                source,
-            }
-            .to_string(),
+            message: format!("cannot fork the guardian process: {source}"),
         })?;
     }
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
@@ -49,7 +45,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         output_cap: args.output_cap,
         // The guardian sweeps as this process exits, right after the run.
         final_sweep: false,
-        guardian: exe,
+        // Forked above; the engine finds the executable itself if it needs it.
+        guardian: None,
         waker: None,
     };
     let cannot_start = |e: RunError| match e {

@@ -45,8 +45,8 @@ pub struct RunOptions {
     pub output_cap: u64,
     /// The `poolscope` executable, run as the guardian that kills every process this one
     /// started should this one die (see [`crate::guard`]), and as the worker serving
-    /// built-in kernels. `None` runs unguarded (and kernels are served by the current
-    /// executable).
+    /// built-in kernels. `None` starts no guardian (`poolscope run` has forked one before;
+    /// otherwise the run is unguarded), and kernels are served by the current executable.
     pub guardian: Option<PathBuf>,
     /// Called after every event is sent, e.g. to wake a GUI's event loop.
     pub waker: Option<Waker>,
@@ -257,15 +257,19 @@ pub fn prepare(
         output_cap: options.output_cap,
         clock,
     });
-    let poolscope = options
-        .guardian
-        .clone()
-        .or_else(|| std::env::current_exe().ok())
-        .unwrap_or_else(|| PathBuf::from("poolscope"));
+    // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
+    // run of plain processes must not wait for it before its first task.
+    let worker = dir.worker.clone().map(|spec| {
+        let poolscope = options
+            .guardian
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("poolscope"));
+        (spec, poolscope)
+    });
     let run = Run {
         info,
-        worker: dir.worker.clone(),
-        poolscope,
+        worker,
         tasks,
         queue,
         done: done.into_iter().collect(),
@@ -309,9 +313,9 @@ fn start_order(
 
 struct Run {
     info: Arc<RunInfo>,
-    /// `[worker]`: run the tasks as items on persistent workers.
-    worker: Option<WorkerSpec>,
-    poolscope: PathBuf,
+    /// `[worker]`: run the tasks as items on persistent workers, with the `poolscope`
+    /// executable that serves built-in kernels.
+    worker: Option<(WorkerSpec, PathBuf)>,
     tasks: Arc<Vec<Arc<Task>>>,
     queue: Vec<usize>,
     done: Vec<usize>,
@@ -376,11 +380,11 @@ impl Run {
             config: self.config,
         };
         let interrupted = match self.worker {
-            Some(spec) => {
+            Some((spec, poolscope)) => {
                 let ctx = WorkerContext::new(
                     Arc::clone(&self.ctx),
                     spec,
-                    self.poolscope,
+                    poolscope,
                     pool.config.max_tasks_per_worker,
                     pool.config.timeout,
                 );

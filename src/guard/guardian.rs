@@ -50,19 +50,20 @@ struct Guardian {
     alive: File,
     /// It said it was ready: a guardian, not a wrong executable that exits at once.
     ready: bool,
-    /// What runs the guardian that replaces it.
-    exe: PathBuf,
+    /// What runs the guardian that replaces it; for a forked one, this process's own
+    /// executable, looked up if it is ever needed.
+    exe: Option<PathBuf>,
 }
 
 impl Guardian {
-    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: &Path) -> io::Result<Self> {
+    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: Option<PathBuf>) -> io::Result<Self> {
         nix::fcntl::fcntl(&alive, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         Ok(Guardian {
             pid,
             _watched: watched,
             alive: File::from(alive),
             ready: false,
-            exe: exe.to_path_buf(),
+            exe,
         })
     }
 
@@ -100,33 +101,35 @@ pub fn start_guardian(exe: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Start the guardian (once per process) by forking this process, if it has a single
-/// thread; otherwise as [`start_guardian`] does. `exe` runs the guardians that replace it.
-pub fn fork_guardian(exe: &Path) -> io::Result<()> {
+/// Start the guardian (once per process) by forking this process. A guardian that replaces
+/// it runs this process's executable.
+///
+/// # Safety
+///
+/// This process must have a single thread: the child runs Rust code (it allocates), and
+/// a lock held by another thread at the fork would never be released in it. `poolscope
+/// run` calls this before anything that could start one; reading the thread count from
+/// `/proc` to check would cost as much as the fork.
+pub unsafe fn fork_guardian() -> io::Result<()> {
     let mut live = lock();
     forget_if_dead(&mut live);
     if live.is_some() {
         return Ok(());
     }
-    if thread_count() != Some(1) {
-        *live = Some(spawn_guardian(exe.to_path_buf())?);
-        return Ok(());
-    }
     let prefix = format!("{}/", process_token());
     let (watch_read, watch_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let (alive_read, alive_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let null = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
-    // SAFETY: this process has a single thread (checked above), so the child may run any
-    // code: no lock can be held by a thread that does not exist in it.
+    // SAFETY: the caller guarantees a single thread, so the child may run any code: no
+    // lock can be held by a thread that does not exist in it.
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Child => {
-            let ready = nix::unistd::dup2_stdin(&watch_read)
-                .and_then(|()| nix::unistd::dup2_stdout(&alive_write))
-                .and_then(|()| nix::unistd::dup2_stderr(&null))
-                .is_ok();
+            let null = OpenOptions::new().read(true).write(true).open("/dev/null");
+            let ready = null.is_ok_and(|null| {
+                nix::unistd::dup2_stdin(&watch_read)
+                    .and_then(|()| nix::unistd::dup2_stdout(&alive_write))
+                    .and_then(|()| nix::unistd::dup2_stderr(&null))
+                    .is_ok()
+            });
             // Everything else this process had open stays with it alone.
             // SAFETY: closes descriptors only; what they belonged to is not used here.
             unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
@@ -138,8 +141,8 @@ pub fn fork_guardian(exe: &Path) -> io::Result<()> {
             guardian_main(&prefix)
         }
         ForkResult::Parent { child } => {
-            drop((watch_read, alive_write, null));
-            *live = Some(Guardian::new(child, watch_write, alive_read, exe)?);
+            drop((watch_read, alive_write));
+            *live = Some(Guardian::new(child, watch_write, alive_read, None)?);
             Ok(())
         }
     }
@@ -159,8 +162,9 @@ pub fn keep_guardian() {
     let mut live = lock();
     if let Some(dead) = forget_if_dead(&mut live)
         && dead.ready
+        && let Some(exe) = dead.exe.or_else(|| std::env::current_exe().ok())
     {
-        *live = spawn_guardian(dead.exe).ok();
+        *live = spawn_guardian(exe).ok();
     }
 }
 
@@ -198,7 +202,7 @@ fn spawn_guardian(exe: PathBuf) -> io::Result<Guardian> {
     let pid = Pid::from_raw(child.id() as i32);
     // Reaped with waitpid once its pipe says it died, not through `Child`.
     drop(child);
-    Guardian::new(pid, write, alive, &exe)
+    Guardian::new(pid, write, alive, Some(exe))
 }
 
 /// The guardian's life, in the forked child or as `poolscope __guardian PREFIX` (stdin: the
@@ -231,32 +235,4 @@ pub fn guardian_main(prefix: &str) -> ! {
     sweep(prefix, Duration::from_millis(800));
     // SAFETY: `_exit` ends the process at once; nothing is buffered that must be written.
     unsafe { libc::_exit(0) }
-}
-
-/// This process's number of threads, from `/proc/self/stat`.
-fn thread_count() -> Option<u64> {
-    threads_in_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
-}
-
-/// Field 20 (`num_threads`) of a `/proc/PID/stat` line.
-fn threads_in_stat(stat: &str) -> Option<u64> {
-    crate::monitor::fields_after_name(stat.as_bytes())?
-        .get(20 - 3)?
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_thread_count_after_an_odd_command_name() {
-        let stat = "4242 (a) b (c) d) S 1 4242 4242 0 -1 4194560 120 0 0 0 3 1 0 0 20 0 \
-                    7 0 987654 10000000 300 18446744073709551615";
-        assert_eq!(threads_in_stat(stat), Some(7));
-        assert_eq!(threads_in_stat("4242 (no fields)"), None);
-        // This test process has at least its own thread.
-        assert!(thread_count().is_some_and(|n| n >= 1));
-    }
 }
