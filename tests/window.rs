@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,37 +18,50 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Xvfb {
-        // A display of its own per test, even when tests of this file run at once.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let n = 90 + (std::process::id() % 400) * 4 + k;
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
+        // Xvfb picks a display no other server holds (tests of this file run at once, and
+        // a server killed earlier may have left its lock behind) and prints its number on
+        // stdout once it accepts connections.
+        let mut child = Command::new("Xvfb")
             .args([
-                display.as_str(),
+                "-displayfd",
+                "1",
                 "-screen",
                 "0",
                 "1280x800x24",
                 "-nolisten",
                 "tcp",
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb runs (apt-get install xvfb libgl1-mesa-dri libglx-mesa0)");
-        let socket = format!("/tmp/.X11-unix/X{n}");
-        assert!(
-            wait_for(Duration::from_secs(10), || Path::new(&socket).exists()),
-            "Xvfb did not come up on {display}"
-        );
-        Xvfb { child, display }
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read Xvfb's display number");
+        let n: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not come up (it printed {line:?})"));
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
     }
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM, so that the server removes its lock and socket on the way out.
+        // SAFETY: kill sends a signal to our own child; it touches no memory.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if !wait_for(Duration::from_secs(5), || {
+            self.child.try_wait().is_ok_and(|s| s.is_some())
+        }) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
