@@ -10,11 +10,12 @@ use common::*;
 /// Run poolscope to the end and return its peak RSS in bytes (from wait4's rusage: the
 /// largest of poolscope and the processes it waited for, which here are tiny).
 fn peak_rss(dir: &std::path::Path, out: &std::path::Path) -> u64 {
-    let child = app()
+    let mut child = app()
         .args(["run", dir.to_str().expect("utf8"), "--out"])
         .arg(out)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // A few lines for one task: they fit in the pipe until the run is over.
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let pid = child.id() as libc::pid_t;
@@ -23,7 +24,14 @@ fn peak_rss(dir: &std::path::Path, out: &std::path::Path) -> u64 {
     let mut status = 0;
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(r, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "wait status {status:#x}; stderr:\n{stderr}"
+    );
     std::mem::forget(child);
     u64::try_from(usage.ru_maxrss).expect("rss") * 1024
 }
