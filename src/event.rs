@@ -270,6 +270,11 @@ pub enum Event {
     },
     /// A record of the run could not be written (disk full, permissions).
     RecordProblem(String),
+    /// `summary.json` as the run's end rendered it, whether or not it could be written:
+    /// sent just before `RunFinished`, for a run of fewer than
+    /// [`crate::record::HELD_WHOLE_BELOW`] tasks (a larger run's summary goes to disk as it
+    /// is rendered, and is never held whole).
+    Summary(Arc<str>),
     /// The run is over; nothing follows. `self_cpu` is the CPU time (user + system) this
     /// poolscope process used itself, its tasks not included.
     RunFinished {

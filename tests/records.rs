@@ -124,6 +124,34 @@ fn json_flag_prints_the_summary() {
     let printed: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
     assert_eq!(printed["totals"]["ok"], 1);
     assert_eq!(printed["tasks"][0]["command"], "true");
+    let written = std::fs::read_to_string(out.path().join("summary.json")).expect("summary");
+    assert_eq!(stdout(&o), format!("{written}\n"), "stdout is summary.json");
+}
+
+#[test]
+fn a_run_leaves_no_temporary_files() {
+    // One run ends before the files its end writes are made ahead, one after.
+    for seconds in ["0", "0.3"] {
+        let dir = task_dir(&format!("[[task]]\ncmd = [\"sleep\", \"{seconds}\"]\n"));
+        let out = tempfile::tempdir().expect("tmp");
+        let o = run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--out",
+            out.path().to_str().expect("utf8"),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let mut names: Vec<String> = std::fs::read_dir(out.path())
+            .expect("run directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["joblog.tsv", "outputs", "summary.json", "trace.json"],
+            "after a task of {seconds} s"
+        );
+    }
 }
 
 #[test]

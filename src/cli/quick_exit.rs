@@ -6,32 +6,57 @@
 //! used), several times what a small C program takes. A shell script or a benchmark
 //! waits for it.
 //!
-//! So, once everything is written and flushed, this process closes all its files and
-//! starts a stand-in: a child that shares its memory (`CLONE_VM`), holds nothing but the
-//! read end of a pipe, and waits on it. The process then exits; its memory is still in
-//! use, so its exit is quick. Its end closes the pipe; the stand-in exits and the kernel
-//! tears the memory down in the stand-in's exit, which nobody waits for. The stand-in
-//! runs no Rust code that could touch what this process left (no allocation, no locks),
-//! and it starts with every signal blocked.
+//! So this process starts a stand-in: a child that shares its memory (`CLONE_VM`), holds
+//! nothing but the read end of a pipe, and waits on it. When everything is written and
+//! flushed, the process exits; its memory is still in use, so its exit is quick. Its end
+//! closes the pipe; the stand-in exits and the kernel tears the memory down in the
+//! stand-in's exit, which nobody waits for. The stand-in runs no Rust code that could
+//! touch what this process left (no allocation, no locks), and it starts with every
+//! signal blocked.
+//!
+//! `poolscope run` starts the stand-in a moment into the run ([`prepare`]), so that the
+//! end is the exit alone; a run that ends sooner starts it on its way out ([`exit`]).
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Stack of the stand-in: it calls two system calls and nothing else.
+/// Stack of the stand-in: it calls a few system calls and nothing else.
 const STACK: usize = 64 * 1024;
 
-/// End this process with `code` now. Everything it must write has to be flushed first:
-/// every file it has open is closed before it ends.
+/// Whether a stand-in waits already (see [`prepare`]).
+static STAND_IN_WAITS: AtomicBool = AtomicBool::new(false);
+
+/// Start the stand-in now, while the run goes on, so that the end costs nothing but the
+/// exit itself: starting it takes half a dozen system calls, each slow on a core that
+/// has been idle. Does nothing if one waits already; if it cannot start, [`exit`] tries
+/// again.
+pub fn prepare() {
+    if !STAND_IN_WAITS.load(Ordering::Relaxed) && start_stand_in(false).is_some() {
+        STAND_IN_WAITS.store(true, Ordering::Relaxed);
+    }
+}
+
+/// End this process with `code` now. Everything it must write has to be flushed first.
 pub fn exit(code: u8) -> ! {
     // Whether the stand-in starts or not, the process ends here.
-    let _ = hand_over_memory();
+    if !STAND_IN_WAITS.load(Ordering::Relaxed) {
+        // This process closes its files first: the stand-in must not hold a copy of
+        // any (standard output, say) past this process's end, not even for a moment.
+        let _ = start_stand_in(true);
+    }
     // SAFETY: `_exit` ends the process at once, as intended; nothing is left to flush.
     unsafe { libc::_exit(i32::from(code)) }
 }
 
-fn hand_over_memory() -> Option<()> {
+/// Start the stand-in; with `close_own`, close every other descriptor of this process
+/// first. The write end of its pipe stays open in this process, with close-on-exec, until
+/// the process ends: that is what the stand-in waits for.
+fn start_stand_in(close_own: bool) -> Option<()> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
-    let (r, w) = (read.as_raw_fd(), write.as_raw_fd());
-    close_all_but(r, w);
+    if close_own {
+        // SAFETY: the process is ending: every record is closed, every stream flushed.
+        unsafe { close_all_but(&[read.as_raw_fd(), write.as_raw_fd()]) };
+    }
     // SAFETY: mmap with no address hint creates a new private mapping; nothing aliases it.
     let stack = unsafe {
         libc::mmap(
@@ -46,56 +71,78 @@ fn hand_over_memory() -> Option<()> {
     if stack == libc::MAP_FAILED {
         return None;
     }
-    // The stand-in inherits this mask; a blocked signal runs no handler in it.
-    // SAFETY: sigfillset initializes the set; sigprocmask only changes this thread's mask.
-    unsafe {
+    // The stand-in inherits this thread's mask: with every signal blocked, no handler of
+    // this process ever runs in it. This thread's own mask is restored right after.
+    // SAFETY: sigfillset initializes the set; pthread_sigmask only changes this thread's
+    // mask, and `old` is valid for writes.
+    let old = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
-    // SAFETY: the stack is ours and never unmapped (the process is ending); its top is
-    // 16-byte aligned. The stand-in shares this memory but only touches its own stack and
-    // the two descriptors it is given, and this process does nothing after `clone` but
-    // exit.
-    let pid = unsafe {
-        // The pipe's ends at the bottom of the stand-in's stack, which grows down from the top.
-        let ends = stack.cast::<[libc::c_int; 2]>();
-        ends.write([r, w]);
-        let top = stack.cast::<u8>().add(STACK).cast::<libc::c_void>();
-        libc::clone(stand_in, top, libc::CLONE_VM | libc::SIGCHLD, ends.cast())
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
     };
-    // The write end stays open until this process ends: that is what the stand-in waits for.
+    // SAFETY: the stack is ours and never unmapped, and its top is 16-byte aligned. The
+    // stand-in shares this memory but touches only its own stack and descriptors.
+    let pid = unsafe {
+        // The read end, at the bottom of the stand-in's stack, which grows down from the top.
+        let end = stack.cast::<libc::c_int>();
+        end.write(read.as_raw_fd());
+        let top = stack.cast::<u8>().add(STACK).cast::<libc::c_void>();
+        libc::clone(stand_in, top, libc::CLONE_VM | libc::SIGCHLD, end.cast())
+    };
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if pid <= 0 {
+        return None;
+    }
+    // The write end stays open until this process ends.
     std::mem::forget(write);
     drop::<OwnedFd>(read);
-    (pid > 0).then_some(())
+    Some(())
 }
 
-/// Close every descriptor of this process but `a` and `b`.
-fn close_all_but(a: i32, b: i32) {
-    let (low, high) = (a.min(b) as u32, a.max(b) as u32);
-    // SAFETY: closing descriptors; every record is closed and every stream flushed.
+/// The stand-in: close every descriptor it was started with but the pipe's read end (its
+/// copies of this process's files, the pipe's write end among them), wait for end of
+/// file, exit. With every signal blocked, nothing interrupts the read; it returns at end of
+/// file (or on an error, which ends the wait just as well).
+extern "C" fn stand_in(end: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `end` points at the descriptor written before `clone`; the rest are plain
+    // system calls on the stand-in's own descriptor table and stack.
     unsafe {
-        if low > 0 {
-            libc::close_range(0, low - 1, 0);
-        }
-        if high > low + 1 {
-            libc::close_range(low + 1, high - 1, 0);
-        }
-        libc::close_range(high + 1, u32::MAX, 0);
-    }
-}
-
-/// The stand-in: close its copy of the write end, wait for end of file, exit. With every
-/// signal blocked, nothing interrupts the read; it returns at end of file (or on an error,
-/// which ends the wait just as well).
-extern "C" fn stand_in(ends: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `ends` points at the two descriptors written before `clone`; the rest are
-    // plain system calls on this process's own descriptors and stack.
-    unsafe {
-        let [read, write] = ends.cast::<[libc::c_int; 2]>().read();
-        libc::close(write);
+        let read = end.cast::<libc::c_int>().read();
+        close_all_but(&[read]);
         let mut byte = 0u8;
         libc::read(read, (&raw mut byte).cast(), 1);
         libc::_exit(0)
+    }
+}
+
+/// Close every descriptor of the calling process but those in `keep` (at most two).
+/// Allocates nothing: the stand-in calls it.
+///
+/// # Safety
+/// Every other descriptor must be one the caller may close.
+unsafe fn close_all_but(keep: &[libc::c_int]) {
+    let mut kept = [u32::MAX; 2];
+    for (k, &fd) in kept.iter_mut().zip(keep) {
+        *k = fd as u32;
+    }
+    if kept[0] > kept[1] {
+        kept.swap(0, 1);
+    }
+    let mut from = 0u32;
+    // SAFETY: as the caller promises.
+    unsafe {
+        for k in kept {
+            if k == u32::MAX {
+                break;
+            }
+            if k > from {
+                libc::close_range(from, k - 1, 0);
+            }
+            from = k + 1;
+        }
+        libc::close_range(from, u32::MAX, 0);
     }
 }

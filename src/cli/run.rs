@@ -1,8 +1,9 @@
 //! `poolscope run DIR`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::IsTerminal;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::interrupt::{self, Interrupt};
 use super::progress::Progress;
@@ -59,15 +60,28 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let run = engine::prepare(&dir, config, options).map_err(cannot_start)?;
     let interrupt = Interrupt::install(run.controller());
     let mut state = RunState::new();
+    // `summary.json` as the run's end rendered it, for `--json`.
+    let mut rendered: Option<Arc<str>> = None;
     let progress = RefCell::new(Progress::new(std::io::stderr().is_terminal(), args.json));
     let mut fold = |event: &Event| {
+        if let Event::Summary(json) = event {
+            rendered = Some(Arc::clone(json));
+        }
         state.apply(event);
         progress.borrow_mut().on_event(event, &state);
         interrupt.check();
     };
+    // One sampling period into the run, with the first tasks started, the stand-in that
+    // makes this process's exit quick starts too (see `quick_exit`).
+    let started = Instant::now();
+    let stand_in = Cell::new(false);
     let idle = || {
         progress.borrow_mut().idle();
         interrupt.check();
+        if !stand_in.get() && started.elapsed() >= crate::monitor::FIRST_SAMPLE_AFTER {
+            super::quick_exit::prepare();
+            stand_in.set(true);
+        }
     };
     if dir.worker.is_some() {
         // Items on persistent workers come by the hundred thousand a second: they are
@@ -102,13 +116,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         run.run_here(|event| fold(&event), idle);
     }
     progress.borrow_mut().finish();
-    // Per-task entries only where they are printed: a run may have many tasks.
-    let tasks: &[Arc<crate::task::Task>] = if args.json { &dir.tasks } else { &[] };
-    let summary = Summary::of(&state, tasks);
+    // Without per-task entries: a run may have many tasks.
+    let no_tasks: &[Arc<crate::task::Task>] = &[];
+    let summary = Summary::of(&state, no_tasks);
     if args.json {
-        match serde_json::to_string_pretty(&summary) {
-            Ok(json) => report::print(&format!("{json}\n")),
-            Err(e) => report::warn(&format!("cannot print the summary as JSON: {e}")),
+        // Exactly what `summary.json` holds: as the run's end rendered it, or, for a run
+        // too large to hold it whole, rendered again here.
+        match rendered {
+            Some(json) => report::print(&format!("{json}\n")),
+            None => print_json(&Summary::of(&state, &dir.tasks)),
         }
     } else {
         report::print(&report::summary_text(&state, &summary));
@@ -118,6 +134,19 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // delay that.
     std::mem::forget((state, summary, dir));
     Ok(code)
+}
+
+/// Print `summary` on standard output as one line of JSON, as it is rendered.
+fn print_json(summary: &Summary) {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let printed = serde_json::to_writer(&mut out, summary)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(e) = printed {
+        report::warn(&format!("cannot print the summary as JSON: {e}"));
+    }
 }
 
 fn exit_code(summary: &Summary, interrupted: bool) -> u8 {

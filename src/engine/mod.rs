@@ -349,16 +349,16 @@ impl Run {
         let (sample_tx, samples) = unbounded();
         let watched: Watched = Arc::default();
         // The monitor's thread starts one sampling period into the run: not while the
-        // first tasks are starting, and not at all for a run that ends sooner. So is the
-        // run directory's `outputs/` folder made, unless a task's output made it already
-        // (the run's end makes it if need be, and says if it cannot).
+        // first tasks are starting, and not at all for a run that ends sooner. So are the
+        // run directory's `outputs/` folder and the files the run's end writes made (see
+        // `Recorder::prepare`; the end makes what is missing, and says if it cannot).
         let monitor: RefCell<Option<Monitor>> = RefCell::new(None);
         let put_off = {
             let (watched, clock, monitor) = (Arc::clone(&watched), self.ctx.clock, &monitor);
-            let run_dir = Arc::clone(&self.ctx.run_dir);
+            let recorder = Arc::clone(&self.recorder);
             move || {
                 *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok();
-                let _ = rundir::make_outputs(&run_dir);
+                recorder.lock().unwrap_or_else(|e| e.into_inner()).prepare();
             }
         };
         let inputs = Inputs {
@@ -400,10 +400,13 @@ impl Run {
         };
         let mut recorder = self.recorder.lock().unwrap_or_else(|e| e.into_inner());
         recorder.observe(&finished);
-        let problems = recorder.finish();
+        let records = recorder.finish();
         drop(recorder);
-        for problem in problems {
+        for problem in records.problems {
             sink(Event::RecordProblem(problem));
+        }
+        if let Some(summary) = records.summary {
+            sink(Event::Summary(summary));
         }
         sink(finished);
         // Last, what escaped the tasks' process groups and still lives.

@@ -26,6 +26,17 @@ pub struct Recorder {
     results: results::Results,
     state: RunState,
     errors: Vec<String>,
+    /// Made ahead of the run's end by [`Recorder::prepare`]: `outputs/`, and the temporary
+    /// files `trace.json` and `summary.json` are written into.
+    prepared: Prepared,
+}
+
+/// What [`Recorder::prepare`] made.
+#[derive(Default)]
+struct Prepared {
+    outputs: bool,
+    trace: Option<std::fs::File>,
+    summary: Option<std::fs::File>,
 }
 
 impl Recorder {
@@ -38,7 +49,24 @@ impl Recorder {
             tasks,
             state: RunState::new(),
             errors: Vec::new(),
+            prepared: Prepared::default(),
         })
+    }
+
+    /// Make, while the run goes on, what its end would otherwise have to make first: the
+    /// `outputs/` folder and the two temporary files that become `trace.json` and
+    /// `summary.json`. Creating a file or a folder costs this filesystem tens of
+    /// microseconds (more after an idle spell), and a run's end is waited for.
+    ///
+    /// A run that is killed before its end leaves the two temporary files behind, empty;
+    /// the next run into the same directory (`--resume`) truncates them.
+    pub fn prepare(&mut self) {
+        // What fails here is tried again, and reported, at the end.
+        self.prepared.outputs = rundir::make_outputs(&self.run_dir).is_ok();
+        self.prepared.trace =
+            std::fs::File::create(temporary(&self.run_dir.join(trace::FILE))).ok();
+        self.prepared.summary =
+            std::fs::File::create(temporary(&self.run_dir.join(summary::FILE))).ok();
     }
 
     /// Record `event`: a joblog line per finished task, and the model for the rest.
@@ -89,29 +117,41 @@ impl Recorder {
             .map_or(0.0, |i| epoch::seconds(i.started_at))
     }
 
-    /// Write `trace.json` and `summary.json`. Returns every problem met while recording.
-    pub fn finish(&mut self) -> Vec<String> {
+    /// Write `trace.json` and `summary.json`.
+    pub fn finish(&mut self) -> Finished {
         self.joblog.header_if_none();
         self.flush();
-        if let Err(e) = rundir::make_outputs(&self.run_dir) {
+        if !self.prepared.outputs
+            && let Err(e) = rundir::make_outputs(&self.run_dir)
+        {
             self.errors
                 .push(format!("cannot create {}: {e}", rundir::OUTPUTS));
         }
         let (state, tasks, run_dir) = (&self.state, &self.tasks, &self.run_dir);
-        let large = tasks.len() >= SIDE_BY_SIDE_FROM;
-        let write_trace = || write_json(&run_dir.join(trace::FILE), &trace::render(state), large);
-        let write_summary = || {
-            write_json(
-                &run_dir.join(summary::FILE),
-                &Summary::of(state, tasks),
-                large,
-            )
-        };
-        // The two files are independent: a large run writes them side by side; for a small
-        // one, starting a thread would cost more than it saves.
-        let (trace_written, summary_written) = if !large {
-            (write_trace(), write_summary())
+        let (trace_file, summary_file) = (self.prepared.trace.take(), self.prepared.summary.take());
+        let trace_path = run_dir.join(trace::FILE);
+        let summary_path = run_dir.join(summary::FILE);
+        let mut rendered = None;
+        // A small run's records are a few KiB: each is rendered into one buffer and
+        // written at once, and the summary is kept for the faces. A large run's two files
+        // are independent: they are written side by side as they are rendered.
+        let (trace_written, summary_written) = if tasks.len() < HELD_WHOLE_BELOW {
+            let trace = serde_json::to_vec(&trace::render(state))
+                .map_err(std::io::Error::from)
+                .and_then(|bytes| write_whole(&trace_path, trace_file, &bytes));
+            let summary = match serde_json::to_string(&Summary::of(state, tasks)) {
+                Ok(json) => {
+                    let written = write_whole(&summary_path, summary_file, json.as_bytes());
+                    rendered = Some(Arc::from(json));
+                    written
+                }
+                Err(e) => Err(e.into()),
+            };
+            (trace, summary)
         } else {
+            let write_trace = || write_streamed(&trace_path, trace_file, &trace::render(state));
+            let write_summary =
+                || write_streamed(&summary_path, summary_file, &Summary::of(state, tasks));
             std::thread::scope(|scope| {
                 let trace = scope.spawn(write_trace);
                 let summary = write_summary();
@@ -129,12 +169,24 @@ impl Recorder {
             self.errors
                 .push(format!("cannot write {}: {e}", summary::FILE));
         }
-        std::mem::take(&mut self.errors)
+        Finished {
+            problems: std::mem::take(&mut self.errors),
+            summary: rendered,
+        }
     }
 }
 
-/// From this many tasks on, trace.json and summary.json are written on two threads.
-const SIDE_BY_SIDE_FROM: usize = 1000;
+/// What is left of a run's records once they are written.
+pub struct Finished {
+    /// Every problem met while recording.
+    pub problems: Vec<String>,
+    /// `summary.json` as rendered, for a run of fewer than [`HELD_WHOLE_BELOW`] tasks.
+    pub summary: Option<Arc<str>>,
+}
+
+/// Below this many tasks, `trace.json` and `summary.json` are each rendered whole, then
+/// written; from it on, they are written on two threads as they are rendered.
+pub const HELD_WHOLE_BELOW: usize = 1000;
 
 /// Where an attempt's stream is saved: `outputs/7.out`, `outputs/7.attempt2.err`.
 pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
@@ -150,19 +202,46 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
     run_dir.join(rundir::OUTPUTS).join(format!("{stem}.{ext}"))
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize, large: bool) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    if large {
-        // Large records (100,000s of tasks) go out in few, large writes.
-        let file = std::fs::File::create(&tmp)?;
+/// Write `path` through its temporary file (`file`, if it was created ahead): `fill`
+/// writes it, then it is renamed into place, so that `path` is never seen half written.
+fn write_through_temporary(
+    path: &Path,
+    file: Option<std::fs::File>,
+    fill: impl FnOnce(std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = temporary(path);
+    let file = match file {
+        Some(file) => file,
+        None => std::fs::File::create(&tmp)?,
+    };
+    fill(file)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Write `bytes` to `path`, in one write.
+fn write_whole(path: &Path, file: Option<std::fs::File>, bytes: &[u8]) -> std::io::Result<()> {
+    write_through_temporary(path, file, |file| {
+        std::io::Write::write_all(&mut &file, bytes)
+    })
+}
+
+/// Write `value` as JSON to `path` as it is rendered, in few, large writes (records of
+/// 100,000s of tasks).
+fn write_streamed(
+    path: &Path,
+    file: Option<std::fs::File>,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    write_through_temporary(path, file, |file| {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
         serde_json::to_writer(&mut w, value)?;
-        std::io::Write::flush(&mut w)?;
-    } else {
-        // A small run's records are a few KiB: one buffer of their size, one write.
-        std::fs::write(&tmp, serde_json::to_vec(value)?)?;
-    }
-    std::fs::rename(tmp, path)
+        std::io::Write::flush(&mut w)
+    })
+}
+
+/// The temporary file `path` is written into before it is renamed into place.
+fn temporary(path: &Path) -> PathBuf {
+    path.with_extension("json.tmp")
 }
 
 /// `SystemTime` as seconds since the Unix epoch.
@@ -179,5 +258,53 @@ pub mod epoch {
 
     pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(seconds(*t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("run directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn prepared_files_become_the_records_at_the_end() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut recorder = Recorder::open(dir.path(), Arc::new(Vec::new())).expect("open");
+        recorder.prepare();
+        assert_eq!(
+            names(dir.path()),
+            ["outputs", "summary.json.tmp", "trace.json.tmp"]
+        );
+        let finished = recorder.finish();
+        assert!(finished.problems.is_empty(), "{:?}", finished.problems);
+        assert_eq!(
+            names(dir.path()),
+            ["joblog.tsv", "outputs", "summary.json", "trace.json"]
+        );
+        let written = std::fs::read_to_string(dir.path().join(summary::FILE)).expect("summary");
+        assert_eq!(finished.summary.as_deref(), Some(written.as_str()));
+        let trace = std::fs::read_to_string(dir.path().join(trace::FILE)).expect("trace");
+        let trace: serde_json::Value = serde_json::from_str(&trace).expect("trace is JSON");
+        assert!(trace["traceEvents"].is_array());
+    }
+
+    #[test]
+    fn records_are_written_without_preparing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut recorder = Recorder::open(dir.path(), Arc::new(Vec::new())).expect("open");
+        let finished = recorder.finish();
+        assert!(finished.problems.is_empty(), "{:?}", finished.problems);
+        assert_eq!(
+            names(dir.path()),
+            ["joblog.tsv", "outputs", "summary.json", "trace.json"]
+        );
     }
 }

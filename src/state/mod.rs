@@ -168,7 +168,7 @@ impl RunState {
                 at,
                 output,
             } => self.attempt_started(*key, *slot, *pid, *at, output),
-            Event::Output { .. } | Event::RecordProblem(_) => {}
+            Event::Output { .. } | Event::RecordProblem(_) | Event::Summary(_) => {}
             Event::Worker {
                 slot,
                 pid,
