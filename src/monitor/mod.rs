@@ -1,14 +1,16 @@
 //! Sampling while a run is live: which core each task's processes are on (20 Hz, from
 //! `/proc/PID/stat`), each slot's CPU% and RSS (4 Hz), and per-core utilization (4 Hz,
 //! sysinfo). One thread, which the engine starts one placement period into a run
-//! ([`FIRST_SAMPLE_AFTER`]); it ends when its receiver is gone or it is told to stop.
+//! ([`FIRST_SAMPLE_AFTER`]); it ends when its receiver is gone or, at its next tick, once it
+//! is told to stop.
 
 mod placement;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
 
 use crate::engine::RunClock;
@@ -46,26 +48,28 @@ pub enum Sample {
 }
 
 /// A running monitor; dropping it tells the thread to stop. Nothing waits for the thread
-/// to end: it does so moments later, and whatever it still sends meanwhile is never read.
+/// to end, nor wakes it: it ends at its next tick, at most one placement period later, and
+/// whatever it still sends meanwhile is never read. (Waking it would cost the run's end
+/// tens of microseconds: the woken thread often takes the very core that woke it.)
 pub struct Monitor {
-    stop: Option<Sender<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Monitor {
     /// Start sampling the processes in `watched`, sending to `tx`.
     pub fn spawn(watched: Watched, tx: Sender<Sample>, clock: RunClock) -> std::io::Result<Self> {
-        let (stop, stopped) = crossbeam_channel::bounded(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("poolscope-monitor".to_string())
             .spawn(move || sample_loop(&watched, &tx, clock, &stopped))?;
-        Ok(Monitor { stop: Some(stop) })
+        Ok(Monitor { stop })
     }
 }
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        // Closing the channel wakes the sampler from its wait.
-        drop(self.stop.take());
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -86,13 +90,16 @@ fn cpu_system() -> Option<System> {
     .ok()
 }
 
-fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &Receiver<()>) {
+fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &AtomicBool) {
     let period = Duration::from_secs(1) / PLACEMENT_HZ;
     let mut system = cpu_system();
     let mut table = ProcessTable::default();
     let mut next = Instant::now();
     let mut tick: u32 = 0;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let slow = tick.is_multiple_of(SLOW_EVERY);
         let roots: Vec<(usize, u32)> = watched.lock().map(|w| w.clone()).unwrap_or_default();
         if !roots.is_empty() || !table.is_empty() {
@@ -128,8 +135,6 @@ fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &R
         if next <= now {
             next = now;
         }
-        if let Err(RecvTimeoutError::Disconnected) = stop.recv_deadline(next) {
-            return;
-        }
+        std::thread::sleep(next - now);
     }
 }
