@@ -307,9 +307,12 @@ mod tests {
     fn reads_this_process() {
         let mut table = ProcessTable::default();
         table.refresh(&[(1, std::process::id())], true);
+        // Other tests of this process may have a child running: it is placed too.
         let placements = table.placements();
-        assert_eq!(placements.len(), 1);
-        assert_eq!(placements[0].pid, std::process::id());
+        assert!(
+            placements.iter().any(|p| p.pid == std::process::id()),
+            "{placements:?}"
+        );
         assert!(
             StatFile::open(std::process::id())
                 .and_then(|s| s.core())
