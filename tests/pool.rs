@@ -185,6 +185,26 @@ fn pinned_slots_stay_on_their_core() {
 }
 
 #[test]
+fn every_task_has_its_cores_short_or_long_before_or_after_the_monitor_starts() {
+    // One slot: a short task before the monitor starts, a long one it samples, and short
+    // ones it cannot have seen.
+    let (o, _out, s) = run_dir(
+        "[pool]\nworkers = 1\n\n[[task]]\ncmd = [\"true\"]\n\n[[task]]\ncmd = [\"sleep\", \"0.4\"]\n\n[[task]]\ncmd = [\"true\"]\n\n[[task]]\ncmd = [\"sleep\", \"0.01\"]\n",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cores = poolscope::monitor::core_count() as u64;
+    for t in s["tasks"].as_array().expect("tasks") {
+        let seen = t["cores"].as_array().expect("cores");
+        assert!(!seen.is_empty(), "task {} has no core", t["seq"]);
+        assert!(
+            seen.iter().all(|c| c.as_u64().is_some_and(|c| c < cores)),
+            "{seen:?}"
+        );
+    }
+}
+
+#[test]
 fn longest_first_uses_the_previous_runs_durations() {
     let dir = task_dir(
         "[pool]\nworkers = 1\n\n[[task]]\nname = \"short\"\ncmd = [\"sleep\", \"0.05\"]\n\n[[task]]\nname = \"long\"\ncmd = [\"sleep\", \"0.4\"]\n\n[[task]]\nname = \"middle\"\ncmd = [\"sleep\", \"0.2\"]\n",

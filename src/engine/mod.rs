@@ -256,6 +256,7 @@ pub fn prepare(
         marker: RunMarker::new(),
         output_cap: options.output_cap,
         clock,
+        monitor_since: std::sync::OnceLock::new(),
     });
     // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
     // run of plain processes must not wait for it before its first task.
@@ -356,8 +357,12 @@ impl Run {
         let put_off = {
             let (watched, clock, monitor) = (Arc::clone(&watched), self.ctx.clock, &monitor);
             let recorder = Arc::clone(&self.recorder);
+            let ctx = Arc::clone(&self.ctx);
             move || {
                 *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok();
+                if monitor.borrow().is_some() {
+                    let _ = ctx.monitor_since.set(clock.now());
+                }
                 recorder.lock().unwrap_or_else(|e| e.into_inner()).prepare();
             }
         };

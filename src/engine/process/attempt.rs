@@ -94,7 +94,7 @@ impl Running {
             pipes,
             captures,
         } = self;
-        let mut pump = Pump::new(key, pid, ctx, replies, captures);
+        let mut pump = Pump::new(key, (pid, started), ctx, replies, captures);
         let exit = pump.run(pipes, buf);
         let [stdout, stderr] = pump.into_captures();
         Box::new(AttemptRecord {

@@ -36,6 +36,8 @@ pub struct RunContext {
     pub marker: RunMarker,
     pub output_cap: u64,
     pub clock: RunClock,
+    /// When (on the run's clock) the monitor started sampling which core each task is on.
+    pub monitor_since: std::sync::OnceLock<std::time::Duration>,
 }
 
 /// Runs each attempt as a process group, on one thread per worker slot (started on the

@@ -40,14 +40,22 @@ pub(super) struct Pump<'a> {
     replies: &'a Sender<LaunchMsg>,
     captures: [Capture; 2],
     last_sent: [Instant; 2],
-    /// Opened while the process starts, read as it is reaped.
+    /// When the process started, on the run's clock.
+    started: Duration,
+    /// Opened while the process starts, read as it is reaped, when the monitor may not
+    /// see the process (see [`Pump::last_core`]).
     stat: Option<StatFile>,
 }
+
+/// A process the monitor has sampled for this long has had its cores recorded: two
+/// placement periods.
+const MONITOR_SEES_AFTER: Duration =
+    Duration::from_millis(2 * 1000 / crate::monitor::PLACEMENT_HZ as u64);
 
 impl<'a> Pump<'a> {
     pub(super) fn new(
         key: AttemptKey,
-        pid: u32,
+        (pid, started): (u32, Duration),
         ctx: &'a RunContext,
         replies: &'a Sender<LaunchMsg>,
         captures: [Capture; 2],
@@ -59,7 +67,14 @@ impl<'a> Pump<'a> {
             replies,
             captures,
             last_sent: [Instant::now(); 2],
-            stat: StatFile::open(pid),
+            started,
+            // With the monitor sampling already, the file is opened only if the process
+            // ends too soon for it (at the end, then).
+            stat: if ctx.monitor_since.get().is_some() {
+                None
+            } else {
+                StatFile::open(pid)
+            },
         }
     }
 
@@ -152,10 +167,26 @@ impl<'a> Pump<'a> {
         true
     }
 
+    /// The core the exited, not yet reaped process last ran on (a zombie's stat still
+    /// names it), unless the monitor has sampled the process long enough to have recorded
+    /// its cores: then the read is saved, and with it a file opened per task.
+    fn last_core(&mut self) -> Option<usize> {
+        let now = self.ctx.clock.now();
+        let sampled = self.ctx.monitor_since.get().is_some_and(|&since| {
+            now.saturating_sub(since.max(self.started)) >= MONITOR_SEES_AFTER
+        });
+        if sampled {
+            return None;
+        }
+        match self.stat.take() {
+            Some(stat) => stat.core(),
+            None => StatFile::open(self.pid).and_then(|stat| stat.core()),
+        }
+    }
+
     /// Reap the main process and kill what is left of its process group.
     fn reap(&mut self) -> Exit {
-        // Read before reaping: a zombie's stat still names the core it last ran on.
-        let last_core = self.stat.as_ref().and_then(StatFile::core);
+        let last_core = self.last_core();
         let (status, usage) = wait4(self.pid);
         let at = self.ctx.clock.now();
         let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
