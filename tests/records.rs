@@ -134,12 +134,7 @@ fn a_run_leaves_no_temporary_files() {
     for seconds in ["0", "0.3"] {
         let dir = task_dir(&format!("[[task]]\ncmd = [\"sleep\", \"{seconds}\"]\n"));
         let out = tempfile::tempdir().expect("tmp");
-        let o = run(&[
-            "run",
-            dir.path().to_str().expect("utf8"),
-            "--out",
-            out.path().to_str().expect("utf8"),
-        ]);
+        let o = run_into(dir.path(), out.path(), &[]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let mut names: Vec<String> = std::fs::read_dir(out.path())
             .expect("run directory")
