@@ -138,6 +138,11 @@ fn a_finished_task_leaves_no_process_behind() {
 
 /// The guardian child of `pid`, if there is one.
 fn guardian_of(pid: u32) -> Option<i32> {
+    child_called(pid, "poolscope-guard")
+}
+
+/// A live child of `pid` whose command name is `name`, if there is one.
+fn child_called(pid: u32, name: &str) -> Option<i32> {
     fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let p: i32 = e.file_name().to_str()?.parse().ok()?;
         let comm = fs::read_to_string(format!("/proc/{p}/comm")).ok()?;
@@ -148,8 +153,7 @@ fn guardian_of(pid: u32) -> Option<i32> {
             .trim()
             .parse::<u32>()
             .ok()?;
-        let is_guardian = comm.trim_end() == "poolscope-guard";
-        (is_guardian && ppid == pid && alive(p)).then_some(p)
+        (comm.trim_end() == name && ppid == pid && alive(p)).then_some(p)
     })
 }
 
@@ -210,6 +214,47 @@ fn the_guardian_holds_none_of_poolscopes_files() {
         "the guardian leads its own process group"
     );
     assert_ne!(own_group, poolscope_group);
+}
+
+#[test]
+fn the_memory_stand_in_holds_one_pipe_and_ends_with_poolscope() {
+    // 50 ms into a run, `poolscope run` starts a child that shares its memory and waits
+    // for its end on a pipe: it must hold nothing else (a reader of poolscope's output
+    // would wait for it), and end when poolscope does, however that is.
+    let dir = task_dir("[[task]]\ncmd = [\"sleep\", \"30\"]\n");
+    let out = tempfile::tempdir().expect("tmp");
+    let mut child = app()
+        .arg("run")
+        .arg(dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn poolscope");
+    let mut stand_in = None;
+    wait_for(Duration::from_secs(5), || {
+        stand_in = child_called(child.id(), "poolscope");
+        stand_in.is_some()
+    });
+    let Some(stand_in) = stand_in else {
+        signal(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+        panic!("no stand-in found");
+    };
+    let mine = open_files(child.id() as i32);
+    let its = open_files(stand_in);
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    assert_eq!(its.len(), 1, "the stand-in has open: {its:?}");
+    assert!(
+        its[0].starts_with("pipe:") && mine.contains(&its[0]),
+        "stand-in {its:?}, poolscope {mine:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(1), || !alive(stand_in)),
+        "the stand-in outlived poolscope"
+    );
 }
 
 #[test]
