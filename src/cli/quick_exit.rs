@@ -106,6 +106,12 @@ fn start_stand_in(close_own: bool) -> Option<()> {
 /// copies of this process's files, the pipe's write end among them), wait for end of
 /// file, exit. With every signal blocked, nothing interrupts the read; it returns at end of
 /// file (or on an error, which ends the wait just as well).
+///
+/// It shares the memory, and the thread pointer, of the thread that started it, which goes
+/// on running: so it calls nothing that writes thread state. The read is a raw system call,
+/// not the C library's `read`, a cancellation point that would mark that thread's
+/// cancellation state for as long as the read waits; `errno`, the one thing the calls here
+/// could write, is written only on errors they cannot meet.
 extern "C" fn stand_in(end: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `end` points at the descriptor written before `clone`; the rest are plain
     // system calls on the stand-in's own descriptor table and stack.
@@ -113,7 +119,12 @@ extern "C" fn stand_in(end: *mut libc::c_void) -> libc::c_int {
         let read = end.cast::<libc::c_int>().read();
         close_all_but(&[read]);
         let mut byte = 0u8;
-        libc::read(read, (&raw mut byte).cast(), 1);
+        libc::syscall(
+            libc::SYS_read,
+            read,
+            (&raw mut byte).cast::<libc::c_void>(),
+            1usize,
+        );
         libc::_exit(0)
     }
 }
