@@ -167,10 +167,17 @@ fn open_files(pid: i32) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_guardian_holds_none_of_poolscopes_files() {
-    // A reader of poolscope's output must not wait for the guardian, and Ctrl-C in the
-    // terminal must not reach it.
+/// A running `poolscope run` of one `sleep 30` task, its output piped, and its child
+/// called `name` once there is one. If none comes within 5 s, poolscope is killed and the
+/// test fails. The two folders must outlive the run.
+fn run_and_its_child_called(
+    name: &str,
+) -> (
+    std::process::Child,
+    i32,
+    tempfile::TempDir,
+    tempfile::TempDir,
+) {
     let dir = task_dir("[[task]]\ncmd = [\"sleep\", \"30\"]\n");
     let out = tempfile::tempdir().expect("tmp");
     let mut child = app()
@@ -182,17 +189,25 @@ fn the_guardian_holds_none_of_poolscopes_files() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn poolscope");
-    let pid = child.id() as i32;
-    let mut guardian = None;
+    let mut found = None;
     wait_for(Duration::from_secs(5), || {
-        guardian = guardian_of(child.id());
-        guardian.is_some()
+        found = child_called(child.id(), name);
+        found.is_some()
     });
-    let Some(guardian) = guardian else {
+    let Some(found) = found else {
         signal(child.id(), libc::SIGKILL);
         let _ = child.wait();
-        panic!("no guardian found");
+        panic!("no child called {name} found");
     };
+    (child, found, dir, out)
+}
+
+#[test]
+fn the_guardian_holds_none_of_poolscopes_files() {
+    // A reader of poolscope's output must not wait for the guardian, and Ctrl-C in the
+    // terminal must not reach it.
+    let (mut child, guardian, _dir, _out) = run_and_its_child_called("poolscope-guard");
+    let pid = child.id() as i32;
     let mine = open_files(pid);
     let its = open_files(guardian);
     // SAFETY: getpgid only reads a process's group.
@@ -221,27 +236,7 @@ fn the_memory_stand_in_holds_one_pipe_and_ends_with_poolscope() {
     // 50 ms into a run, `poolscope run` starts a child that shares its memory and waits
     // for its end on a pipe: it must hold nothing else (a reader of poolscope's output
     // would wait for it), and end when poolscope does, however that is.
-    let dir = task_dir("[[task]]\ncmd = [\"sleep\", \"30\"]\n");
-    let out = tempfile::tempdir().expect("tmp");
-    let mut child = app()
-        .arg("run")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn poolscope");
-    let mut stand_in = None;
-    wait_for(Duration::from_secs(5), || {
-        stand_in = child_called(child.id(), "poolscope");
-        stand_in.is_some()
-    });
-    let Some(stand_in) = stand_in else {
-        signal(child.id(), libc::SIGKILL);
-        let _ = child.wait();
-        panic!("no stand-in found");
-    };
+    let (mut child, stand_in, _dir, _out) = run_and_its_child_called("poolscope");
     let mine = open_files(child.id() as i32);
     let its = open_files(stand_in);
     signal(child.id(), libc::SIGKILL);
