@@ -431,7 +431,8 @@ struct Pool<'a> {
     emit: Box<dyn FnMut(Event) + 'a>,
     /// The face's own work when no event is waiting.
     on_idle: Option<Box<dyn FnMut() + 'a>>,
-    /// What waits one sampling period into the run: the monitor, the `outputs/` folder.
+    /// What waits one sampling period into the run: the monitor, and what the run's end
+    /// writes into (`Recorder::prepare`).
     put_off: Box<dyn FnOnce() + 'a>,
     clock: RunClock,
     watched: Watched,

@@ -16,9 +16,7 @@ use sysinfo::{CpuRefreshKind, RefreshKind, System};
 use crate::engine::RunClock;
 use crate::event::{Placement, SlotLoad};
 
-pub use placement::{
-    ProcessTable, StatFields, StatFile, clock_ticks, fields_after_name, page_size, stat,
-};
+pub use placement::{ProcessTable, StatFields, StatFile, clock_ticks, page_size, stat};
 
 /// The main process of each running attempt, by worker slot: `(slot, pid)`.
 pub type Watched = Arc<Mutex<Vec<(usize, u32)>>>;

@@ -185,7 +185,7 @@ pub fn stat(pid: u32) -> Option<StatFields> {
 
 /// The fields of a stat line from field 3 (state) on: field N is at index N - 3. The
 /// command name before them may hold spaces and parentheses; they resume after the last ')'.
-pub fn fields_after_name(bytes: &[u8]) -> Option<Vec<&str>> {
+fn fields_after_name(bytes: &[u8]) -> Option<Vec<&str>> {
     let text = std::str::from_utf8(bytes).ok()?;
     Some(text[text.rfind(')')? + 1..].split_whitespace().collect())
 }

@@ -59,12 +59,6 @@ impl Joblog {
         })
     }
 
-    fn header_first(&mut self) {
-        if std::mem::take(&mut self.header_due) {
-            self.out.buffer().extend_from_slice(HEADER.as_bytes());
-        }
-    }
-
     /// Append the line of a task's final attempt.
     pub fn append(
         &mut self,
@@ -72,7 +66,7 @@ impl Joblog {
         run_start_epoch: f64,
         command: &str,
     ) -> io::Result<()> {
-        self.header_first();
+        self.header_if_none();
         self.out
             .buffer()
             .extend_from_slice(line(record, run_start_epoch, command).as_bytes());
@@ -84,10 +78,13 @@ impl Joblog {
         self.out.flush()
     }
 
-    /// At a run's end: the header, if no line came to carry it, so that the next flush
-    /// creates the file. A run always leaves a joblog.
+    /// The header, if the file is new and has none yet: before its first line, or at a
+    /// run's end if no line came to carry it, so that the next flush creates the file. A
+    /// run always leaves a joblog.
     pub fn header_if_none(&mut self) {
-        self.header_first();
+        if std::mem::take(&mut self.header_due) {
+            self.out.buffer().extend_from_slice(HEADER.as_bytes());
+        }
     }
 }
 
