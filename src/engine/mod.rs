@@ -257,6 +257,7 @@ pub fn prepare(
         output_cap: options.output_cap,
         clock,
         monitor_since: std::sync::OnceLock::new(),
+        programs: Default::default(),
     });
     // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
     // run of plain processes must not wait for it before its first task.

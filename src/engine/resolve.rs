@@ -1,30 +1,39 @@
 //! Finding a program on `PATH` once per run instead of once per spawn.
 //!
 //! `execvp` tries every `PATH` entry in turn, and each miss is a failed `execve` in the
-//! child: with a long `PATH` that is most of what spawning a tiny task costs. A slot
-//! resolves each program name once and spawns the absolute path, keeping `argv[0]` as
-//! written.
+//! child: with a long `PATH` that is most of what spawning a tiny task costs. A run
+//! resolves each program name once, for all its slots, and spawns the absolute path,
+//! keeping `argv[0]` as written.
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Program names already looked up, by name and the `PATH` they were looked up in.
+///
+/// Shared by a run's slots: as a run starts, every slot spawns the same program at once,
+/// and one of them looks it up while the others wait for its answer instead of each
+/// trying the same `PATH` entries (each try a system call, slow on a cold start).
 #[derive(Debug, Default)]
 pub struct Resolver {
-    found: HashMap<(String, Option<OsString>), Option<PathBuf>>,
+    found: Mutex<HashMap<Lookup, Option<PathBuf>>>,
 }
+
+/// A program name and the `PATH` it is looked up in (`None`: poolscope's own).
+type Lookup = (String, Option<OsString>);
 
 impl Resolver {
     /// The file `program` names: itself if it holds a slash, else the first executable
     /// match on `path` (the task's own `PATH`, or poolscope's). `None` if nothing matches.
-    pub fn resolve(&mut self, program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    pub fn resolve(&self, program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
         if program.contains('/') || program.is_empty() {
             return None;
         }
         let key = (program.to_string(), path.map(OsStr::to_os_string));
-        if let Some(hit) = self.found.get(&key) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = found.get(&key) {
             return hit.clone();
         }
         let search = path
@@ -35,7 +44,7 @@ impl Resolver {
             .filter(|dir| !dir.as_os_str().is_empty())
             .map(|dir| dir.join(program))
             .find(|candidate| executable(candidate));
-        self.found.insert(key, hit.clone());
+        found.insert(key, hit.clone());
         hit
     }
 }
@@ -57,7 +66,7 @@ mod tests {
 
     #[test]
     fn finds_programs_on_the_path_once() {
-        let mut r = Resolver::default();
+        let r = Resolver::default();
         let sh = r.resolve("sh", Some(OsStr::new("/nonexistent:/bin:/usr/bin")));
         assert!(
             sh.as_ref()

@@ -11,7 +11,6 @@ use crossbeam_channel::Sender;
 use super::RunContext;
 use super::pump::{Pump, ReadBuf};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
-use crate::engine::resolve::Resolver;
 use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream};
 use crate::guard::MARKER_VAR;
 use crate::output::Capture;
@@ -31,14 +30,13 @@ pub(super) struct Running {
 pub(super) fn start_attempt(
     order: &AttemptOrder,
     ctx: &RunContext,
-    resolver: &mut Resolver,
 ) -> Result<Running, Box<AttemptRecord>> {
     let key = order.key;
     let stdout = Capture::of_attempt(&ctx.run_dir, key, Stream::Stdout, ctx.output_cap);
     let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
     let started = ctx.clock.now();
-    let mut child = match command(order, ctx, resolver, &argv).spawn() {
+    let mut child = match command(order, ctx, &argv).spawn() {
         Ok(child) => child,
         Err(e) => {
             let error = format!("cannot start `{}`: {e}", argv[0]);
@@ -127,12 +125,7 @@ const STDERR_TAIL_BYTES: usize = 4096;
 
 /// The command for `argv`: the program found on `PATH` once per slot, `argv[0]` as
 /// written, the task's environment plus poolscope's variables, in its own process group.
-fn command(
-    order: &AttemptOrder,
-    ctx: &RunContext,
-    resolver: &mut Resolver,
-    argv: &[String],
-) -> Command {
+fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
     let key = order.key;
     let task_path = order
         .task
@@ -140,7 +133,7 @@ fn command(
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| OsStr::new(v));
-    let mut command = match resolver.resolve(&argv[0], task_path) {
+    let mut command = match ctx.programs.resolve(&argv[0], task_path) {
         Some(file) => {
             let mut c = Command::new(file);
             c.arg0(&argv[0]);

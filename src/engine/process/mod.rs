@@ -38,6 +38,8 @@ pub struct RunContext {
     pub clock: RunClock,
     /// When (on the run's clock) the monitor started sampling which core each task is on.
     pub monitor_since: std::sync::OnceLock<std::time::Duration>,
+    /// Programs found on `PATH`, for every slot of the run.
+    pub programs: Resolver,
 }
 
 /// Runs each attempt as a process group, on one thread per worker slot (started on the
@@ -113,7 +115,6 @@ fn slot_loop(
         // Children inherit the spawning thread's affinity.
         pin_this_thread(core);
     }
-    let mut resolver = Resolver::default();
     let mut buf = ReadBuf::new();
     let mut gate_open = true;
     let mut unreported: Option<Box<AttemptRecord>> = None;
@@ -142,7 +143,7 @@ fn slot_loop(
             }
             continue;
         };
-        let start = start_attempt(&order, ctx, &mut resolver);
+        let start = start_attempt(&order, ctx);
         if let Some(record) = unreported.take() {
             report(record);
         }
