@@ -1,7 +1,7 @@
 //! Loading a task directory: its manifest, or the executable files it holds.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,35 +80,42 @@ pub struct Ignored {
 }
 
 /// Load the task directory at `dir`.
+///
+/// As few system calls as it takes (`poolscope run` waits for them before its first task):
+/// the path is resolved, then the manifest read, and what failed says what `dir` is.
 pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
-    let meta = fs::metadata(dir).map_err(|_| LoadError::Missing(dir.to_path_buf()))?;
-    if !meta.is_dir() {
-        return Err(LoadError::NotADirectory(dir.to_path_buf()));
-    }
-    let root = fs::canonicalize(dir).map_err(|source| LoadError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let root = fs::canonicalize(dir).map_err(|_| LoadError::Missing(dir.to_path_buf()))?;
     let folder_name = root
         .file_name()
         .map_or_else(|| "tasks".to_string(), |n| n.to_string_lossy().into_owned());
     let manifest_path = root.join(MANIFEST);
-    if manifest_path.is_file() {
-        from_manifest(root, folder_name, manifest_path)
-    } else {
-        discover(root, folder_name)
+    match fs::read_to_string(&manifest_path) {
+        Ok(text) => from_manifest(root, folder_name, manifest_path, text),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+            Err(LoadError::NotADirectory(dir.to_path_buf()))
+        }
+        // No manifest (or a folder by its name): the files are the tasks.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
+            ) =>
+        {
+            discover(root, folder_name)
+        }
+        Err(source) => Err(LoadError::Io {
+            path: manifest_path,
+            source,
+        }),
     }
 }
 
-fn read_to_string(path: &Path) -> Result<String, LoadError> {
-    fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn from_manifest(root: PathBuf, folder: String, path: PathBuf) -> Result<TaskDir, LoadError> {
-    let text = read_to_string(&path)?;
+fn from_manifest(
+    root: PathBuf,
+    folder: String,
+    path: PathBuf,
+    text: String,
+) -> Result<TaskDir, LoadError> {
     let manifest: Manifest = toml::from_str(&text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         LoadError::at(
