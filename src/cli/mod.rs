@@ -9,7 +9,6 @@ mod report;
 mod run;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -191,7 +190,7 @@ impl Failure {
 }
 
 /// Parse the command line, run it, and turn the result into an exit code.
-pub fn main() -> ExitCode {
+pub fn main() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -201,7 +200,7 @@ pub fn main() -> ExitCode {
                 exit::OK
             };
             let _ = e.print();
-            return ExitCode::from(code);
+            return code;
         }
     };
     let result = match cli.command {
@@ -212,11 +211,11 @@ pub fn main() -> ExitCode {
         None => open_app(cli.dir, cli.screenshot, cli.run),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(failure) => {
             use std::io::Write as _;
             let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
-            ExitCode::from(failure.code)
+            failure.code
         }
     }
 }
