@@ -123,7 +123,7 @@ impl Running {
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_BYTES: usize = 4096;
 
-/// The command for `argv`: the program found on `PATH` once per slot, `argv[0]` as
+/// The command for `argv`: the program found on `PATH` once per run, `argv[0]` as
 /// written, the task's environment plus poolscope's variables, in its own process group.
 fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
     let key = order.key;
