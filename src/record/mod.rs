@@ -1,6 +1,7 @@
 //! What a run leaves on disk (DESIGN §5): the run directory with `joblog.tsv`,
 //! `trace.json`, `outputs/`, `results.jsonl` (persistent workers) and `summary.json`.
 
+mod ahead;
 mod batch;
 pub mod history;
 pub mod joblog;
@@ -11,6 +12,7 @@ pub mod trace;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::event::{AttemptKey, Event, Stream};
 use crate::state::RunState;
@@ -29,7 +31,17 @@ pub struct Recorder {
     /// Made ahead of the run's end by [`Recorder::prepare`]: `outputs/`, and the temporary
     /// files `trace.json` and `summary.json` are written into.
     prepared: Prepared,
+    /// A small run's records, rendered as it goes on.
+    ahead: ahead::Ahead,
+    /// When the last attempt finished: what is rendered ahead waits for a quiet moment.
+    last_finished: Option<Instant>,
 }
+
+/// How long after an attempt's end a small run's records are rendered ahead, at the
+/// engine's next idle moment: tasks end in waves (five `sleep 1` on five slots end within
+/// a few milliseconds), and the CPU that rendering takes belongs, during a wave, to the
+/// tasks starting next.
+const QUIET: Duration = Duration::from_millis(10);
 
 /// What [`Recorder::prepare`] made.
 #[derive(Default)]
@@ -50,6 +62,8 @@ impl Recorder {
             state: RunState::new(),
             errors: Vec::new(),
             prepared: Prepared::default(),
+            ahead: ahead::Ahead::default(),
+            last_finished: None,
         })
     }
 
@@ -72,6 +86,9 @@ impl Recorder {
     /// Record `event`: a joblog line per finished task, and the model for the rest.
     pub fn observe(&mut self, event: &Event) {
         self.state.apply(event);
+        if let Event::AttemptFinished(_) = event {
+            self.last_finished = Some(Instant::now());
+        }
         if let Event::AttemptFinished(record) = event
             && record.is_final
         {
@@ -97,9 +114,16 @@ impl Recorder {
         }
     }
 
-    /// Write the lines gathered for the joblog and `results.jsonl`; called whenever the
-    /// engine has nothing else to do.
+    /// Write the lines gathered for the joblog and `results.jsonl`, and, in a quiet
+    /// moment, render a small run's records of what finished; called whenever the engine
+    /// has nothing else to do.
     pub fn flush(&mut self) {
+        if self.tasks.len() < HELD_WHOLE_BELOW
+            && self.last_finished.is_some_and(|at| at.elapsed() >= QUIET)
+        {
+            self.ahead.catch_up(&self.state, &self.tasks);
+            self.last_finished = None;
+        }
         if let Err(e) = self.joblog.flush() {
             self.errors
                 .push(format!("cannot append to the joblog: {e}"));
@@ -136,10 +160,12 @@ impl Recorder {
         // written at once, and the summary is kept for the faces. A large run's two files
         // are independent: they are written side by side as they are rendered.
         let (trace_written, summary_written) = if tasks.len() < HELD_WHOLE_BELOW {
-            let trace = serde_json::to_vec(&trace::render(state))
+            let trace = self
+                .ahead
+                .trace(state)
                 .map_err(std::io::Error::from)
                 .and_then(|bytes| write_whole(&trace_path, trace_file, &bytes));
-            let summary = match serde_json::to_string(&Summary::of(state, tasks)) {
+            let summary = match self.ahead.summary(state, tasks) {
                 Ok(json) => {
                     let written = write_whole(&summary_path, summary_file, json.as_bytes());
                     rendered = Some(Arc::from(json));
@@ -306,5 +332,116 @@ mod tests {
             names(dir.path()),
             ["joblog.tsv", "outputs", "summary.json", "trace.json"]
         );
+    }
+
+    /// A run of three tasks: the second fails once and is retried, the third fails; a
+    /// utilization sample between them.
+    fn events(tasks: &[Arc<Task>], dir: &Path) -> Vec<Event> {
+        use std::time::{Duration, SystemTime};
+
+        use crate::config::PoolConfig;
+        use crate::event::{AttemptRecord, LiveOutput, Outcome, RunInfo, TaskInfo};
+
+        let ms = Duration::from_millis;
+        let info = RunInfo {
+            name: "ahead".into(),
+            run_dir: dir.to_path_buf(),
+            config: PoolConfig::default(),
+            cores: 2,
+            started_at: SystemTime::UNIX_EPOCH,
+            tasks: tasks
+                .iter()
+                .map(|t| TaskInfo {
+                    seq: t.seq,
+                    name: t.name.clone(),
+                })
+                .collect(),
+        };
+        let started = |seq, attempt, slot, at| Event::AttemptStarted {
+            key: AttemptKey { seq, attempt },
+            slot,
+            pid: 100 + seq as u32,
+            at: ms(at),
+            output: LiveOutput {
+                stdout: Arc::default(),
+                stderr: Arc::default(),
+            },
+        };
+        let finished = |seq, attempt, slot, (from, to), code, is_final| {
+            let key = AttemptKey { seq, attempt };
+            Event::AttemptFinished(Arc::new(AttemptRecord {
+                pid: 100 + seq as u32,
+                started: ms(from),
+                ended: ms(to),
+                outcome: Outcome::Exited { code },
+                stderr_tail: "it \"broke\"\n".into(),
+                cores: vec![slot - 1],
+                is_final,
+                ..AttemptRecord::not_started(key, slot, ms(from), String::new())
+            }))
+        };
+        vec![
+            Event::RunStarted(Arc::new(info)),
+            started(1, 1, 1, 0),
+            started(2, 1, 2, 1),
+            finished(2, 1, 2, (1, 30), 4, false),
+            started(2, 2, 2, 31),
+            Event::CoreUsage {
+                at: ms(50),
+                usage: vec![12.5, 99.0],
+            },
+            finished(1, 1, 1, (0, 60), 0, true),
+            started(3, 1, 1, 61),
+            finished(2, 2, 2, (31, 70), 0, true),
+            finished(3, 1, 1, (61, 80), 3, true),
+            Event::RunFinished {
+                at: ms(81),
+                interrupted: false,
+                self_cpu: ms(2),
+            },
+        ]
+    }
+
+    #[test]
+    fn records_rendered_ahead_are_the_records_rendered_whole() {
+        let tasks_dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            tasks_dir.path().join("poolscope.toml"),
+            "[each]\nrange = [1, 3]\nsh = \"echo 'task {}'; exit 0\"\n",
+        )
+        .expect("manifest");
+        let loaded = crate::taskdir::load(tasks_dir.path()).expect("task directory");
+        let tasks: Arc<Vec<Arc<Task>>> = Arc::new(loaded.tasks.clone());
+        let events = events(&tasks, tasks_dir.path());
+        // Rendered ahead after every event, after a few, and only at the end.
+        for every in [1, 3, events.len()] {
+            let run = tempfile::tempdir().expect("temp dir");
+            let mut recorder = Recorder::open(run.path(), Arc::clone(&tasks)).expect("open");
+            for (i, event) in events.iter().enumerate() {
+                recorder.observe(event);
+                if (i + 1) % every == 0 {
+                    recorder.ahead.catch_up(&recorder.state, &tasks);
+                }
+            }
+            let finished = recorder.finish();
+            assert!(finished.problems.is_empty(), "{:?}", finished.problems);
+            let trace = std::fs::read(run.path().join(trace::FILE)).expect("trace");
+            let whole = serde_json::to_vec(&trace::render(&recorder.state)).expect("render");
+            assert_eq!(
+                String::from_utf8_lossy(&trace),
+                String::from_utf8_lossy(&whole),
+                "trace, rendered ahead every {every} events"
+            );
+            let summary = std::fs::read_to_string(run.path().join(summary::FILE)).expect("summary");
+            let whole =
+                serde_json::to_string(&Summary::of(&recorder.state, &tasks)).expect("render");
+            assert_eq!(
+                summary, whole,
+                "summary, rendered ahead every {every} events"
+            );
+            let parsed: serde_json::Value = serde_json::from_str(&summary).expect("JSON");
+            assert_eq!(parsed["tasks"].as_array().map(Vec::len), Some(3));
+            assert_eq!(parsed["tasks"][2]["exit_code"], 3);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::event::AttemptRecord;
 use crate::state::RunState;
 
 pub const FILE: &str = "trace.json";
@@ -87,7 +88,57 @@ fn meta<'a>(name: &'a str, tid: usize, args: Args<'a>) -> TraceEvent<'a> {
 
 /// The trace of `state`.
 pub fn render(state: &RunState) -> Trace<'_> {
-    let mut events = Vec::with_capacity(state.attempts.len() + state.cores.times.len() + 8);
+    let mut events = head(state);
+    events.extend(state.attempts.iter().map(|a| attempt_event(state, a)));
+    events.extend(tail(state));
+    Trace {
+        trace_events: events,
+        display_time_unit: "ms",
+    }
+}
+
+/// The trace of `state` as [`render`] would serialize it, with the events of its first
+/// attempts serialized already: `ahead` holds those of `state.attempts[..ahead_count]`,
+/// each preceded by a comma (see [`put_attempt`]).
+pub fn write(
+    state: &RunState,
+    ahead: &[u8],
+    ahead_count: usize,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(br#"{"traceEvents":["#);
+    // There is always a head: the process name.
+    for (i, event) in head(state).iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, event)?;
+    }
+    out.extend_from_slice(ahead);
+    for a in state.attempts.iter().skip(ahead_count) {
+        put_attempt(state, a, out)?;
+    }
+    for event in tail(state) {
+        out.push(b',');
+        serde_json::to_writer(&mut *out, &event)?;
+    }
+    out.extend_from_slice(br#"],"displayTimeUnit":"ms"}"#);
+    Ok(())
+}
+
+/// Append the event of attempt `a` of `state`'s run to `out`, preceded by a comma.
+pub fn put_attempt(
+    state: &RunState,
+    a: &AttemptRecord,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    out.push(b',');
+    serde_json::to_writer(out, &attempt_event(state, a))
+}
+
+/// The metadata events: the process's name, and each worker slot's track.
+fn head(state: &RunState) -> Vec<TraceEvent<'_>> {
+    let mut events = Vec::with_capacity(2 * state.slots.len() + 1);
     let name = state.info.as_ref().map_or("poolscope", |i| i.name.as_str());
     events.push(meta(
         "process_name",
@@ -105,40 +156,48 @@ pub fn render(state: &RunState) -> Trace<'_> {
             Args::SortIndex { sort_index: slot },
         ));
     }
-    let task_names: Vec<&str> = state
+    events
+}
+
+/// The complete event of one attempt of `state`'s run, on its slot's track.
+fn attempt_event<'a>(state: &'a RunState, a: &'a AttemptRecord) -> TraceEvent<'a> {
+    let name = state
         .info
         .as_ref()
-        .map(|i| i.tasks.iter().map(|t| t.name.as_str()).collect())
-        .unwrap_or_default();
-    for a in &state.attempts {
-        events.push(TraceEvent {
-            name: task_names.get(a.key.seq - 1).copied().unwrap_or("task"),
-            ph: "X",
-            pid: 1,
-            tid: Some(a.slot),
-            cat: Some(if a.outcome.is_success() {
-                "ok"
+        .and_then(|i| i.tasks.get(a.key.seq.wrapping_sub(1)))
+        .map_or("task", |t| t.name.as_str());
+    TraceEvent {
+        name,
+        ph: "X",
+        pid: 1,
+        tid: Some(a.slot),
+        cat: Some(if a.outcome.is_success() {
+            "ok"
+        } else {
+            "failed"
+        }),
+        ts: Some(micros(a.started)),
+        dur: Some(micros(a.wall())),
+        args: Args::Attempt(AttemptArgs {
+            task: a.key.seq,
+            attempt: a.key.attempt,
+            os_pid: a.pid,
+            outcome: if a.outcome.is_success() {
+                "ok".into()
             } else {
-                "failed"
-            }),
-            ts: Some(micros(a.started)),
-            dur: Some(micros(a.wall())),
-            args: Args::Attempt(AttemptArgs {
-                task: a.key.seq,
-                attempt: a.key.attempt,
-                os_pid: a.pid,
-                outcome: if a.outcome.is_success() {
-                    "ok".into()
-                } else {
-                    a.outcome.describe().into()
-                },
-                cores: &a.cores,
-                user_ms: a.user.as_secs_f64() * 1000.0,
-                system_ms: a.system.as_secs_f64() * 1000.0,
-                max_rss: a.max_rss,
-            }),
-        });
+                a.outcome.describe().into()
+            },
+            cores: &a.cores,
+            user_ms: a.user.as_secs_f64() * 1000.0,
+            system_ms: a.system.as_secs_f64() * 1000.0,
+            max_rss: a.max_rss,
+        }),
     }
+}
+
+/// What follows the attempts: persistent workers' marks and per-core utilization.
+fn tail(state: &RunState) -> Vec<TraceEvent<'_>> {
+    let mut events = Vec::with_capacity(state.cores.times.len() + 3 * state.workers.len());
     // Persistent workers: instant marks on their slot's track when one starts, is ready
     // and leaves (a recycled or replaced worker changes PID on the same track).
     for w in &state.workers {
@@ -186,10 +245,7 @@ pub fn render(state: &RunState) -> Trace<'_> {
             args: Args::Counters(counters),
         });
     }
-    Trace {
-        trace_events: events,
-        display_time_unit: "ms",
-    }
+    events
 }
 
 fn micros(d: std::time::Duration) -> f64 {
