@@ -86,31 +86,31 @@ impl Recorder {
     /// Record `event`: a joblog line per finished task, and the model for the rest.
     pub fn observe(&mut self, event: &Event) {
         self.state.apply(event);
-        if let Event::AttemptFinished(_) = event {
-            self.last_finished = Some(Instant::now());
+        let Event::AttemptFinished(record) = event else {
+            return;
+        };
+        self.last_finished = Some(Instant::now());
+        if !record.is_final {
+            return;
         }
-        if let Event::AttemptFinished(record) = event
-            && record.is_final
-        {
-            let command = self
+        let command = self
+            .tasks
+            .get(record.key.seq - 1)
+            .map(|t| t.command_text(Some(record.slot)))
+            .unwrap_or_default();
+        if let Err(e) = self.joblog.append(record, self.start_epoch(), &command) {
+            self.errors
+                .push(format!("cannot append to the joblog: {e}"));
+        }
+        if self.state.info.is_some()
+            && self
                 .tasks
                 .get(record.key.seq - 1)
-                .map(|t| t.command_text(Some(record.slot)))
-                .unwrap_or_default();
-            if let Err(e) = self.joblog.append(record, self.start_epoch(), &command) {
-                self.errors
-                    .push(format!("cannot append to the joblog: {e}"));
-            }
-            if self.state.info.is_some()
-                && self
-                    .tasks
-                    .get(record.key.seq - 1)
-                    .is_some_and(|t| t.item().is_some())
-                && let Err(e) = self.results.append(record)
-            {
-                self.errors
-                    .push(format!("cannot append to {}: {e}", results::FILE));
-            }
+                .is_some_and(|t| t.item().is_some())
+            && let Err(e) = self.results.append(record)
+        {
+            self.errors
+                .push(format!("cannot append to {}: {e}", results::FILE));
         }
     }
 
