@@ -26,6 +26,16 @@ pub struct TaskInfo {
     pub name: String,
 }
 
+impl TaskInfo {
+    /// How the faces list `task`.
+    pub fn of(task: &crate::task::Task) -> Self {
+        TaskInfo {
+            seq: task.seq,
+            name: task.name.clone(),
+        }
+    }
+}
+
 /// What a run is, sent once at its start.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunInfo {

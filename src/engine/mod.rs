@@ -242,13 +242,7 @@ pub fn prepare(
         config: config.clone(),
         cores,
         started_at: clock.started_at(),
-        tasks: tasks
-            .iter()
-            .map(|t| TaskInfo {
-                seq: t.seq,
-                name: t.name.clone(),
-            })
-            .collect(),
+        tasks: tasks.iter().map(|t| TaskInfo::of(t)).collect(),
     });
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {

@@ -349,13 +349,7 @@ mod tests {
             config: PoolConfig::default(),
             cores: 2,
             started_at: SystemTime::UNIX_EPOCH,
-            tasks: tasks
-                .iter()
-                .map(|t| TaskInfo {
-                    seq: t.seq,
-                    name: t.name.clone(),
-                })
-                .collect(),
+            tasks: tasks.iter().map(|t| TaskInfo::of(t)).collect(),
         };
         let started = |seq, attempt, slot, at| Event::AttemptStarted {
             key: AttemptKey { seq, attempt },
