@@ -210,8 +210,9 @@ pub struct Finished {
     pub summary: Option<Arc<str>>,
 }
 
-/// Below this many tasks, `trace.json` and `summary.json` are each rendered whole, then
-/// written; from it on, they are written on two threads as they are rendered.
+/// Below this many tasks, `trace.json` and `summary.json` are each held whole in memory
+/// (most of them rendered ahead, in the run's quiet moments), then written at once; from
+/// it on, they are written on two threads as they are rendered at the end.
 pub const HELD_WHOLE_BELOW: usize = 1000;
 
 /// Where an attempt's stream is saved: `outputs/7.out`, `outputs/7.attempt2.err`.
