@@ -252,6 +252,7 @@ pub fn prepare(
         clock,
         monitor_since: std::sync::OnceLock::new(),
         programs: Default::default(),
+        environment: process::Environment::of_this_process(),
     });
     // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
     // run of plain processes must not wait for it before its first task.

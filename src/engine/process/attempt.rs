@@ -1,15 +1,14 @@
 //! One attempt: build the command, spawn it, capture it until it ends, and make its record.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 
 use super::RunContext;
 use super::pump::{Pump, ReadBuf};
+use super::spawn::{self, Spawned};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream};
 use crate::guard::MARKER_VAR;
@@ -20,6 +19,7 @@ pub(super) struct Running {
     key: AttemptKey,
     slot: usize,
     pid: u32,
+    pidfd: Option<OwnedFd>,
     started: Duration,
     pipes: [Option<OwnedFd>; 2],
     captures: [Capture; 2],
@@ -36,8 +36,8 @@ pub(super) fn start_attempt(
     let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
     let started = ctx.clock.now();
-    let mut child = match command(order, ctx, &argv).spawn() {
-        Ok(child) => child,
+    let spawned = match spawn_command(order, ctx, &argv) {
+        Ok(spawned) => spawned,
         Err(e) => {
             let error = format!("cannot start `{}`: {e}", argv[0]);
             stderr.push(format!("poolscope: {error}\n").as_bytes());
@@ -48,17 +48,19 @@ pub(super) fn start_attempt(
             )));
         }
     };
-    let pipes = [
-        child.stdout.take().map(OwnedFd::from),
-        child.stderr.take().map(OwnedFd::from),
-    ];
-    // The child is reaped with wait4 by the pump, never through `Child`.
+    let Spawned {
+        pid,
+        pidfd,
+        stdout: out,
+        stderr: err,
+    } = spawned;
     Ok(Running {
         key,
         slot: order.slot,
-        pid: child.id(),
+        pid,
+        pidfd,
         started,
-        pipes,
+        pipes: [Some(out), Some(err)],
         captures: [stdout, stderr],
     })
 }
@@ -88,12 +90,13 @@ impl Running {
             key,
             slot,
             pid,
+            pidfd,
             started,
             pipes,
             captures,
         } = self;
         let mut pump = Pump::new(key, (pid, started), ctx, replies, captures);
-        let exit = pump.run(pipes, buf);
+        let exit = pump.run(pipes, pidfd, buf);
         let [stdout, stderr] = pump.into_captures();
         Box::new(AttemptRecord {
             key,
@@ -123,9 +126,13 @@ impl Running {
 const STDERR_TAIL_LINES: usize = 20;
 const STDERR_TAIL_BYTES: usize = 4096;
 
-/// The command for `argv`: the program found on `PATH` once per run, `argv[0]` as
-/// written, the task's environment plus poolscope's variables, in its own process group.
-fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
+/// Start `argv`: the program found on `PATH` once per run, `argv[0]` as written, the
+/// task's environment plus poolscope's variables, in its own process group.
+fn spawn_command(
+    order: &AttemptOrder,
+    ctx: &RunContext,
+    argv: &[String],
+) -> std::io::Result<Spawned> {
     let key = order.key;
     let task_path = order
         .task
@@ -133,25 +140,34 @@ fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
         .iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| OsStr::new(v));
-    let mut command = match ctx.programs.resolve(&argv[0], task_path) {
-        Some(file) => {
-            let mut c = Command::new(file);
-            c.arg0(&argv[0]);
-            c
+    let program = if argv[0].contains('/') {
+        OsString::from(&argv[0])
+    } else {
+        match ctx.programs.resolve(&argv[0], task_path) {
+            Some(file) => file.into_os_string(),
+            None => return Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
         }
-        None => Command::new(&argv[0]),
     };
-    command
-        .args(&argv[1..])
-        .current_dir(&order.task.cwd)
-        .envs(order.task.env.iter().map(|(k, v)| (k, v)))
-        .env("POOLSCOPE_TASK", key.seq.to_string())
-        .env("POOLSCOPE_SLOT", order.slot.to_string())
-        .env("POOLSCOPE_RUN", ctx.run_dir.as_os_str())
-        .env(MARKER_VAR, ctx.marker.attempt(key))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    command
+    let mut vars: Vec<(OsString, OsString)> = order
+        .task
+        .env
+        .iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    vars.extend([
+        ("POOLSCOPE_TASK".into(), key.seq.to_string().into()),
+        ("POOLSCOPE_SLOT".into(), order.slot.to_string().into()),
+        (
+            "POOLSCOPE_RUN".into(),
+            ctx.run_dir.as_os_str().to_os_string(),
+        ),
+        (MARKER_VAR.into(), ctx.marker.attempt(key).into()),
+    ]);
+    spawn::spawn(&spawn::Command {
+        program: &program,
+        argv,
+        cwd: &order.task.cwd,
+        environment: &ctx.environment,
+        vars: &vars,
+    })
 }

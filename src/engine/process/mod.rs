@@ -1,8 +1,8 @@
 //! Running attempts as process groups, one thread per worker slot.
 //!
-//! A slot's thread spawns each command (posix_spawn: `process_group(0)` and no
-//! `pre_exec`, so spawning stays cheap even from a large parent), then polls the two output
-//! pipes and a pidfd of the process at once (`pump.rs`). When the process exits it is reaped
+//! A slot's thread spawns each command in a process group of its own (`spawn.rs`: a
+//! vfork-style clone, so spawning stays cheap even from a large parent), then polls the
+//! two output pipes and the process's pidfd at once (`pump.rs`). When the process exits it is reaped
 //! with `wait4` (exit status and rusage), whatever is left of its process group is killed,
 //! and the pipes are drained; if they stay open, something escaped the group while holding
 //! them, so the processes carrying the attempt's marker are killed too (see
@@ -10,6 +10,7 @@
 
 mod attempt;
 mod pump;
+mod spawn;
 
 use std::collections::VecDeque;
 use std::io;
@@ -28,6 +29,7 @@ use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
 use attempt::start_attempt;
 use pump::ReadBuf;
+pub use spawn::Environment;
 
 /// What every attempt of a run shares.
 #[derive(Debug)]
@@ -40,6 +42,8 @@ pub struct RunContext {
     pub monitor_since: std::sync::OnceLock<std::time::Duration>,
     /// Programs found on `PATH`, for every slot of the run.
     pub programs: Resolver,
+    /// poolscope's environment as the run started: every task's starts from it.
+    pub environment: Environment,
 }
 
 /// Runs each attempt as a process group, on one thread per worker slot (started on the

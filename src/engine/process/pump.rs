@@ -83,8 +83,14 @@ impl<'a> Pump<'a> {
     }
 
     /// Read both pipes until the process has exited and the pipes are closed.
-    pub(super) fn run(&mut self, mut pipes: [Option<OwnedFd>; 2], buf: &mut ReadBuf) -> Exit {
-        let pidfd = pidfd_open(self.pid);
+    /// `pidfd` is the process's, if there is one; else one is opened.
+    pub(super) fn run(
+        &mut self,
+        mut pipes: [Option<OwnedFd>; 2],
+        pidfd: Option<OwnedFd>,
+        buf: &mut ReadBuf,
+    ) -> Exit {
+        let pidfd = pidfd.or_else(|| pidfd_open(self.pid));
         let mut exit: Option<Exit> = None;
         let mut drain_until: Option<Instant> = None;
         let mut swept = false;
