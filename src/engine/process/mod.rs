@@ -78,27 +78,24 @@ impl ProcessLauncher {
         }
     }
 
-    /// `slot`'s thread, started if needed.
-    fn slot_thread(&mut self, slot: usize, core: Option<usize>) -> io::Result<&SlotThread> {
+    /// Start `slot`'s thread with `order` already waiting, so that the thread finds it as
+    /// it starts instead of blocking until it is woken.
+    fn start_slot_thread(&mut self, slot: usize, order: AttemptOrder) -> io::Result<()> {
         if self.slots.len() < slot {
             self.slots.resize_with(slot, || None);
         }
-        let entry = &mut self.slots[slot - 1];
-        if entry.is_none() {
-            let (wake, woken) = crossbeam_channel::unbounded();
-            let waiting = Arc::new(Mutex::new(VecDeque::new()));
-            let mailbox = Arc::clone(&waiting);
-            let ctx = Arc::clone(&self.ctx);
-            let replies = self.replies.clone();
-            std::thread::Builder::new()
-                .name(format!("poolscope-slot-{slot}"))
-                .stack_size(256 * 1024)
-                .spawn(move || slot_loop(&mailbox, &woken, core, &ctx, &replies))?;
-            *entry = Some(SlotThread { waiting, wake });
-        }
-        entry
-            .as_ref()
-            .ok_or_else(|| io::Error::other("slot thread missing"))
+        let core = order.core;
+        let (wake, woken) = crossbeam_channel::unbounded();
+        let waiting = Arc::new(Mutex::new(VecDeque::from([order])));
+        let mailbox = Arc::clone(&waiting);
+        let ctx = Arc::clone(&self.ctx);
+        let replies = self.replies.clone();
+        std::thread::Builder::new()
+            .name(format!("poolscope-slot-{slot}"))
+            .stack_size(256 * 1024)
+            .spawn(move || slot_loop(&mailbox, &woken, core, &ctx, &replies))?;
+        self.slots[slot - 1] = Some(SlotThread { waiting, wake });
+        Ok(())
     }
 }
 
@@ -170,8 +167,12 @@ fn slot_loop(
 impl Launcher for ProcessLauncher {
     fn launch(&mut self, order: AttemptOrder) {
         let (key, slot) = (order.key, order.slot);
-        let queued = match self.slot_thread(slot, order.core) {
-            Ok(thread) => {
+        let running = slot
+            .checked_sub(1)
+            .and_then(|i| self.slots.get(i))
+            .and_then(Option::as_ref);
+        let queued = match running {
+            Some(thread) => {
                 thread
                     .waiting
                     .lock()
@@ -182,7 +183,7 @@ impl Launcher for ProcessLauncher {
                     .send(Wake::Look)
                     .map_err(|_| io::Error::other("slot thread ended"))
             }
-            Err(e) => Err(e),
+            None => self.start_slot_thread(slot, order),
         };
         if let Err(e) = queued {
             self.slots[slot - 1] = None;
