@@ -7,8 +7,8 @@
 //! flushes the TLBs of every core the parent's threads ran on); std's `Command` then
 //! rebuilds the whole environment, and a pidfd costs one more call. In the moments when
 //! tasks end and the next ones start, all of that shares the cores with the starting
-//! tasks. Here the child's stack is mapped once per thread, the environment is taken
-//! once per run, the pidfd comes with the clone, and the child does:
+//! tasks. Here a child's stack is mapped once and kept for later children, the
+//! environment is taken once per run, the pidfd comes with the clone, and the child does:
 //!
 //! 1. `setpgid(0, 0)`: the attempt's own process group;
 //! 2. `dup2` of `/dev/null` and the two pipes onto descriptors 0, 1 and 2 (every other
@@ -34,6 +34,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
+use std::sync::Mutex;
 
 /// The environment of this process, taken once per run as `NAME=value` strings: each
 /// task's starts from it.
@@ -234,7 +235,7 @@ struct ChildArgs {
 
 /// Clone the child on `stack` and wait until it has called `execve` or exited. Every
 /// signal is blocked in between, so the child starts with all of them blocked.
-fn clone_child(stack: &ChildStack, args: &mut ChildArgs) -> io::Result<(i32, Option<OwnedFd>)> {
+fn clone_child(stack: &ThreadStack, args: &mut ChildArgs) -> io::Result<(i32, Option<OwnedFd>)> {
     let top = stack.top()?;
     // SAFETY: sigset_t is plain old data; sigfillset initializes it.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -337,22 +338,59 @@ fn fail(args: &mut ChildArgs, step: Step) -> c_int {
     127
 }
 
-/// A stack for this thread's children to run on until `execve`: mapped once, with a
-/// guard page below it.
+/// A stack for children to run on until `execve`, with a guard page below it. Mapped once
+/// and never unmapped: a thread that ends hands its stack to the next thread that spawns
+/// (an unmapping would interrupt every core the process runs on to flush its TLB, and
+/// slot threads end as a run does).
 struct ChildStack {
     base: *mut c_void,
     len: usize,
 }
 
+// SAFETY: a ChildStack is the address of a mapping that only its holder uses.
+unsafe impl Send for ChildStack {}
+
 /// Usable bytes of a child stack: the child's few wrapped system calls need little.
 const CHILD_STACK: usize = 64 * 1024;
 
+/// Stacks of threads that have ended, for the next threads that spawn.
+static SPARE_STACKS: Mutex<Vec<ChildStack>> = Mutex::new(Vec::new());
+
+/// This thread's child stack, taken from the spare ones or mapped at its first spawn.
+struct ThreadStack(Option<ChildStack>);
+
 thread_local! {
-    static STACK: ChildStack = ChildStack::new();
+    static STACK: ThreadStack = ThreadStack(
+        spare_stacks().pop().or_else(ChildStack::map)
+    );
+}
+
+fn spare_stacks() -> std::sync::MutexGuard<'static, Vec<ChildStack>> {
+    SPARE_STACKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for ThreadStack {
+    fn drop(&mut self) {
+        if let Some(stack) = self.0.take() {
+            spare_stacks().push(stack);
+        }
+    }
+}
+
+impl ThreadStack {
+    /// The stack's top, 16-byte aligned (the mapping is page-aligned and its length a
+    /// multiple of 16).
+    fn top(&self) -> io::Result<*mut c_void> {
+        let stack = self
+            .0
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no memory for a child's stack"))?;
+        Ok(stack.base.wrapping_byte_add(stack.len))
+    }
 }
 
 impl ChildStack {
-    fn new() -> Self {
+    fn map() -> Option<Self> {
         let page = 4096;
         let len = CHILD_STACK + page;
         // SAFETY: an anonymous private mapping; checked below.
@@ -367,34 +405,12 @@ impl ChildStack {
             )
         };
         if base == libc::MAP_FAILED {
-            return ChildStack {
-                base: ptr::null_mut(),
-                len: 0,
-            };
+            return None;
         }
         // The lowest page faults if a child ever overruns its stack. SAFETY: the first
         // page of the mapping just made.
         unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
-        ChildStack { base, len }
-    }
-
-    /// The stack's top, 16-byte aligned (the mapping is page-aligned and its length a
-    /// multiple of 16).
-    fn top(&self) -> io::Result<*mut c_void> {
-        if self.base.is_null() {
-            return Err(io::Error::other("no memory for a child's stack"));
-        }
-        Ok(self.base.wrapping_byte_add(self.len))
-    }
-}
-
-impl Drop for ChildStack {
-    fn drop(&mut self) {
-        if !self.base.is_null() {
-            // SAFETY: the mapping made in `new`, used by no child any more (a child
-            // only runs while this thread waits in `clone_child`).
-            unsafe { libc::munmap(self.base, self.len) };
-        }
+        Some(ChildStack { base, len })
     }
 }
 
