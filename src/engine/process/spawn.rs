@@ -24,7 +24,7 @@
 //! `posix_spawn` and a shell (`nohup` relies on it).
 //!
 //! The parent blocks every signal around the clone, so none is handled in the child
-//! before step 5. Until `execve` the parent's thread is suspended and the child shares its
+//! before step 6. Until `execve` the parent's thread is suspended and the child shares its
 //! memory: the child calls nothing that allocates or takes a lock, and reports a failure
 //! through the shared [`ChildArgs`], then exits with 127.
 
