@@ -2,11 +2,11 @@
 //!
 //! A slot's thread spawns each command in a process group of its own (`spawn.rs`: a
 //! vfork-style clone, so spawning stays cheap even from a large parent), then polls the
-//! two output pipes and the process's pidfd at once (`pump.rs`). When the process exits it is reaped
-//! with `wait4` (exit status and rusage), whatever is left of its process group is killed,
-//! and the pipes are drained; if they stay open, something escaped the group while holding
-//! them, so the processes carrying the attempt's marker are killed too (see
-//! [`crate::guard`]).
+//! two output pipes and the process's pidfd at once (`pump.rs`). When the process exits
+//! it is reaped with `wait4` (exit status and rusage), whatever is left of its process
+//! group is killed, and the pipes are drained; if they stay open, something escaped the
+//! group while holding them, so the processes carrying the attempt's marker are killed too
+//! (see [`crate::guard`]).
 
 mod attempt;
 mod pump;
