@@ -148,21 +148,23 @@ fn spawn_command(
             None => return Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
         }
     };
-    let mut vars: Vec<(OsString, OsString)> = order
+    let (task, slot, marker) = (
+        key.seq.to_string(),
+        order.slot.to_string(),
+        ctx.marker.attempt(key),
+    );
+    let vars: Vec<(&OsStr, &OsStr)> = order
         .task
         .env
         .iter()
-        .map(|(k, v)| (k.into(), v.into()))
+        .map(|(k, v)| (OsStr::new(k), OsStr::new(v)))
+        .chain([
+            (OsStr::new("POOLSCOPE_TASK"), OsStr::new(&task)),
+            (OsStr::new("POOLSCOPE_SLOT"), OsStr::new(&slot)),
+            (OsStr::new("POOLSCOPE_RUN"), ctx.run_dir.as_os_str()),
+            (OsStr::new(MARKER_VAR), OsStr::new(&marker)),
+        ])
         .collect();
-    vars.extend([
-        ("POOLSCOPE_TASK".into(), key.seq.to_string().into()),
-        ("POOLSCOPE_SLOT".into(), order.slot.to_string().into()),
-        (
-            "POOLSCOPE_RUN".into(),
-            ctx.run_dir.as_os_str().to_os_string(),
-        ),
-        (MARKER_VAR.into(), ctx.marker.attempt(key).into()),
-    ]);
     spawn::spawn(&spawn::Command {
         program: &program,
         argv,

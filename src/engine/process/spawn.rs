@@ -28,7 +28,7 @@
 //! memory: the child calls nothing that allocates or takes a lock, and reports a failure
 //! through the shared [`ChildArgs`], then exits with 127.
 
-use std::ffi::{CString, OsStr, OsString, c_char, c_int, c_void};
+use std::ffi::{CString, OsStr, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -70,7 +70,7 @@ pub struct Command<'a> {
     pub cwd: &'a Path,
     pub environment: &'a Environment,
     /// Set on top of `environment`, later ones winning.
-    pub vars: &'a [(OsString, OsString)],
+    pub vars: &'a [(&'a OsStr, &'a OsStr)],
 }
 
 /// A started process: its PID, a pidfd (if the kernel gives one), and the read ends of its

@@ -11,7 +11,10 @@ fn run(script: &str, args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> (i32, 
         "zero".into(),
     ];
     argv.extend(args.iter().map(|a| a.to_string()));
-    let vars: Vec<(OsString, OsString)> = vars.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let vars: Vec<(&OsStr, &OsStr)> = vars
+        .iter()
+        .map(|(k, v)| (OsStr::new(k), OsStr::new(v)))
+        .collect();
     let spawned = spawn(&Command {
         program: OsStr::new("/bin/sh"),
         argv: &argv,
