@@ -15,6 +15,7 @@ pub mod guard;
 pub mod gui;
 pub mod human;
 pub mod manifest;
+mod memory_child;
 pub mod monitor;
 pub mod output;
 pub mod record;

@@ -57,31 +57,10 @@ fn start_stand_in(close_own: bool) -> Option<()> {
         // SAFETY: the process is ending: every record is closed, every stream flushed.
         unsafe { close_all_but(&[read.as_raw_fd(), write.as_raw_fd()]) };
     }
-    // SAFETY: mmap with no address hint creates a new private mapping; nothing aliases it.
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return None;
-    }
+    let stack = crate::memory_child::map_stack(STACK)?;
     // The stand-in inherits this thread's mask: with every signal blocked, no handler of
     // this process ever runs in it. This thread's own mask is restored right after.
-    // SAFETY: sigfillset initializes the set; pthread_sigmask only changes this thread's
-    // mask, and `old` is valid for writes.
-    let old = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        old
-    };
+    let old = crate::memory_child::block_all_signals();
     // SAFETY: the stack is ours and never unmapped, and its top is 16-byte aligned. The
     // stand-in shares this memory but touches only its own stack and descriptors.
     let pid = unsafe {
@@ -91,8 +70,7 @@ fn start_stand_in(close_own: bool) -> Option<()> {
         let top = stack.cast::<u8>().add(STACK).cast::<libc::c_void>();
         libc::clone(stand_in, top, libc::CLONE_VM | libc::SIGCHLD, end.cast())
     };
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    crate::memory_child::restore_signals(&old);
     if pid <= 0 {
         return None;
     }

@@ -36,6 +36,8 @@ use std::path::Path;
 use std::ptr;
 use std::sync::Mutex;
 
+use crate::memory_child;
+
 /// The environment of this process, taken once per run as `NAME=value` strings: each
 /// task's starts from it.
 #[derive(Debug)]
@@ -237,13 +239,7 @@ struct ChildArgs {
 /// signal is blocked in between, so the child starts with all of them blocked.
 fn clone_child(stack: &ThreadStack, args: &mut ChildArgs) -> io::Result<(i32, Option<OwnedFd>)> {
     let top = stack.top()?;
-    // SAFETY: sigset_t is plain old data; sigfillset initializes it.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to sigset_t values.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut args.mask);
-    }
+    args.mask = memory_child::block_all_signals();
     let mut clone = |flags: c_int, pidfd: &mut c_int| {
         // SAFETY: `child` only makes system calls on the prepared `args` and never
         // returns into this frame; `top` is the 16-byte aligned top of a mapping
@@ -269,8 +265,7 @@ fn clone_child(stack: &ThreadStack, args: &mut ChildArgs) -> io::Result<(i32, Op
         error = io::Error::last_os_error();
         pidfd = -1;
     }
-    // SAFETY: restores the mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, ptr::null_mut()) };
+    memory_child::restore_signals(&args.mask);
     if pid < 0 {
         return Err(error);
     }
@@ -393,20 +388,7 @@ impl ChildStack {
     fn map() -> Option<Self> {
         let page = 4096;
         let len = CHILD_STACK + page;
-        // SAFETY: an anonymous private mapping; checked below.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return None;
-        }
+        let base = memory_child::map_stack(len)?;
         // The lowest page faults if a child ever overruns its stack. SAFETY: the first
         // page of the mapping just made.
         unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
