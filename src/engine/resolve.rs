@@ -25,8 +25,9 @@ pub struct Resolver {
 type Lookup = (String, Option<OsString>);
 
 impl Resolver {
-    /// The file `program` names: itself if it holds a slash, else the first executable
-    /// match on `path` (the task's own `PATH`, or poolscope's). `None` if nothing matches.
+    /// The first executable match for `program` on `path` (the task's own `PATH`, or
+    /// poolscope's). `None` if nothing matches, or if `program` is empty or holds a slash
+    /// (it names its file itself, and is not looked up).
     pub fn resolve(&self, program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
         if program.contains('/') || program.is_empty() {
             return None;
