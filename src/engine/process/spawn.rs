@@ -42,7 +42,21 @@ use crate::memory_child;
 /// task's starts from it.
 #[derive(Debug)]
 pub struct Environment {
-    entries: Vec<CString>,
+    entries: Vec<Entry>,
+}
+
+/// One `NAME=value` string, and where its name ends: comparing names, once per variable
+/// and spawn, then compares lengths and bytes instead of looking for the `=` each time.
+#[derive(Debug)]
+struct Entry {
+    text: CString,
+    name_len: usize,
+}
+
+impl Entry {
+    fn name(&self) -> &[u8] {
+        &self.text.as_bytes()[..self.name_len]
+    }
 }
 
 impl Environment {
@@ -56,12 +70,17 @@ impl Environment {
     }
 }
 
-fn entry(key: &OsStr, value: &OsStr) -> Option<CString> {
+fn entry(key: &OsStr, value: &OsStr) -> Option<Entry> {
     let mut bytes = Vec::with_capacity(key.len() + value.len() + 1);
     bytes.extend_from_slice(key.as_bytes());
     bytes.push(b'=');
     bytes.extend_from_slice(value.as_bytes());
-    CString::new(bytes).ok()
+    // The name ends at the first `=`, as for the program that reads it.
+    let name_len = bytes.iter().position(|&b| b == b'=').unwrap_or(key.len());
+    Some(Entry {
+        text: CString::new(bytes).ok()?,
+        name_len,
+    })
 }
 
 /// What to start.
@@ -95,7 +114,7 @@ pub fn spawn(command: &Command) -> io::Result<Spawned> {
         .iter()
         .map(|a| cstring(OsStr::new(a)))
         .collect::<io::Result<_>>()?;
-    let vars: Vec<CString> = command
+    let vars: Vec<Entry> = command
         .vars
         .iter()
         .filter_map(|(k, v)| entry(k, v))
@@ -110,7 +129,8 @@ pub fn spawn(command: &Command) -> io::Result<Spawned> {
             .chain(vars.iter().enumerate().filter_map(|(i, e)| {
                 // Of two settings of one name, the later wins.
                 (!overridden(e, &vars[i + 1..])).then_some(e)
-            })),
+            }))
+            .map(|e| &e.text),
     );
 
     let stdin = open_dev_null()?;
@@ -180,16 +200,9 @@ fn null_terminated<'a>(strings: impl Iterator<Item = &'a CString>) -> Vec<*const
         .collect()
 }
 
-/// Whether one of `vars` sets the name `entry` (`NAME=value`) sets.
-fn overridden(entry: &CString, vars: &[CString]) -> bool {
-    vars.iter().any(|v| name(v) == name(entry))
-}
-
-/// The name in `NAME=value`.
-fn name(entry: &CString) -> &[u8] {
-    let bytes = entry.as_bytes();
-    let end = bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len());
-    &bytes[..end]
+/// Whether one of `vars` sets the name `entry` sets.
+fn overridden(entry: &Entry, vars: &[Entry]) -> bool {
+    vars.iter().any(|v| v.name() == entry.name())
 }
 
 fn open_dev_null() -> io::Result<OwnedFd> {
