@@ -162,3 +162,30 @@ fn default_run_directory_is_under_the_task_directory() {
     assert!(runs[0].path().join("joblog.tsv").is_file());
     assert!(stdout(&o).contains(runs[0].path().to_str().expect("utf8")));
 }
+
+#[test]
+fn a_task_is_recorded_while_the_next_one_on_its_slot_runs() {
+    // One slot: the second task waits behind the first, then looks for the first one's
+    // joblog line (for 30 s at most, writing nothing). The slot holds the first one's
+    // record back while the second starts up, but not until the second ends.
+    let dir = task_dir(
+        r#"[pool]
+workers = 1
+
+[[task]]
+name = "first"
+cmd = ["sleep", "0.2"]
+
+[[task]]
+name = "waits"
+sh = "for i in $(seq 3000); do grep -qs '^1\t' \"$POOLSCOPE_RUN/joblog.tsv\" && exit 0; sleep 0.01; done; exit 1"
+"#,
+    );
+    let out = tempfile::tempdir().expect("tmp");
+    let o = run_into(dir.path(), out.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s = summary(out.path());
+    assert_eq!(task(&s, 2)["status"], "ok");
+    let rows = joblog(out.path());
+    assert_eq!(rows.len(), 2, "{rows:?}");
+}

@@ -26,6 +26,11 @@ impl RunClock {
         instant.saturating_duration_since(self.start)
     }
 
+    /// The instant `offset` into the run.
+    pub fn instant(&self, offset: Duration) -> Instant {
+        self.start + offset
+    }
+
     /// The run's start on the wall clock.
     pub fn started_at(&self) -> SystemTime {
         self.wall

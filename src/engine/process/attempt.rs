@@ -7,7 +7,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use super::RunContext;
-use super::pump::{Pump, ReadBuf};
+use super::pump::{Held, Pump, ReadBuf};
 use super::spawn::{self, Spawned};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::event::{AttemptKey, AttemptRecord, LiveOutput, Stream};
@@ -79,12 +79,14 @@ impl Running {
         }
     }
 
-    /// Capture its output until it has ended, on this thread; its record.
+    /// Capture its output until it has ended, on this thread; its record. `held` is sent
+    /// on the way (see [`Held`]).
     pub(super) fn finish(
         self,
         ctx: &RunContext,
         replies: &Sender<LaunchMsg>,
         buf: &mut ReadBuf,
+        held: Held,
     ) -> Box<AttemptRecord> {
         let Running {
             key,
@@ -95,7 +97,7 @@ impl Running {
             pipes,
             captures,
         } = self;
-        let mut pump = Pump::new(key, (pid, started), ctx, replies, captures);
+        let mut pump = Pump::new(key, (pid, started), ctx, replies, captures, held);
         let exit = pump.run(pipes, pidfd, buf);
         let [stdout, stderr] = pump.into_captures();
         Box::new(AttemptRecord {

@@ -28,7 +28,7 @@ use super::resolve::Resolver;
 use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
 use attempt::start_attempt;
-use pump::ReadBuf;
+use pump::{Held, ReadBuf};
 pub use spawn::Environment;
 
 /// What every attempt of a run shares.
@@ -55,7 +55,7 @@ pub struct ProcessLauncher {
 }
 
 /// A worker slot's thread: the orders it has not started yet (the slot's next attempt
-/// and at most one behind it), and a channel to wake it.
+/// and at most one behind it, see [`Launcher::depth`]), and a channel to wake it.
 struct SlotThread {
     waiting: Arc<Mutex<VecDeque<AttemptOrder>>>,
     wake: Sender<Wake>,
@@ -102,9 +102,10 @@ impl ProcessLauncher {
 /// A slot thread: run waiting orders one after the other; after a failure, wait to be
 /// resumed. Ends when the launcher is dropped.
 ///
-/// A successful attempt is reported once the slot's next waiting order has started (or
-/// at once if none waits): its report wakes the scheduler's thread, which would otherwise
-/// compete with this one for a core while it spawns.
+/// A successful attempt is reported once the slot's next waiting order has started, with
+/// that one's `Started`, both held back while it starts up (see [`pump::Held`]); at once
+/// if no order waits. A failed one is reported at once: the slot waits for the
+/// scheduler's decision.
 fn slot_loop(
     waiting: &Mutex<VecDeque<AttemptOrder>>,
     woken: &crossbeam_channel::Receiver<Wake>,
@@ -144,16 +145,22 @@ fn slot_loop(
             }
             continue;
         };
-        let start = start_attempt(&order, ctx);
-        if let Some(record) = unreported.take() {
-            report(record);
-        }
-        let record = match start {
+        let record = match start_attempt(&order, ctx) {
             Ok(running) => {
-                let _ = replies.send(running.started());
-                running.finish(ctx, replies, &mut buf)
+                let held = unreported
+                    .take()
+                    .map(LaunchMsg::Finished)
+                    .into_iter()
+                    .chain([running.started()])
+                    .collect();
+                running.finish(ctx, replies, &mut buf, Held::new(held))
             }
-            Err(not_started) => not_started,
+            Err(not_started) => {
+                if let Some(record) = unreported.take() {
+                    report(record);
+                }
+                not_started
+            }
         };
         gate_open = record.outcome.is_success();
         if gate_open {
@@ -216,6 +223,14 @@ impl Launcher for ProcessLauncher {
         if let Some(entry) = slot.checked_sub(1).and_then(|i| self.slots.get_mut(i)) {
             *entry = None;
         }
+    }
+
+    /// Two: as an attempt ends the slot starts the next at once, and one more waits behind
+    /// it while the scheduler hears of that (the slot holds its reports back for a moment
+    /// while the new task starts up), so a short task does not leave its slot waiting for
+    /// the scheduler.
+    fn depth(&self) -> usize {
+        2
     }
 
     fn signal(&mut self, _key: AttemptKey, pid: u32, signal: Signal) {

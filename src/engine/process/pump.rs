@@ -21,6 +21,37 @@ const DRAIN_GRACE: Duration = Duration::from_millis(200);
 /// Live output events are sent at most this often per stream.
 const OUTPUT_EVERY: Duration = Duration::from_millis(100);
 
+/// How long after its start an attempt's `Started` (and the record of the attempt before
+/// it on the slot) is held back, unless something comes first (see [`Held`]).
+const HOLD_REPORTS: Duration = Duration::from_millis(20);
+
+/// Reports held back while the attempt just spawned starts up: `Started`, and the record
+/// of the slot's attempt before it. Sent once [`HOLD_REPORTS`] has passed, or at once
+/// when the attempt ends or writes output, whichever comes first.
+///
+/// A report wakes the scheduler's thread, which then records it (the run's model, the
+/// joblog line). When tasks end together and the next ones start, that work would compete
+/// with the starting tasks for the cores; a few milliseconds later it does not. The slot
+/// holds its next order already, so it does not need the scheduler in the meantime.
+pub(super) struct Held {
+    reports: Vec<LaunchMsg>,
+    until: Instant,
+}
+
+impl Held {
+    pub(super) fn new(reports: Vec<LaunchMsg>) -> Self {
+        Held {
+            reports,
+            until: Instant::now() + HOLD_REPORTS,
+        }
+    }
+
+    /// When the held reports are due, if any are held.
+    fn due(&self) -> Option<Instant> {
+        (!self.reports.is_empty()).then_some(self.until)
+    }
+}
+
 /// How the main process ended, from `wait4`.
 pub(super) struct Exit {
     pub(super) at: Duration,
@@ -45,6 +76,7 @@ pub(super) struct Pump<'a> {
     /// Opened while the process starts, read as it is reaped, when the monitor may not
     /// see the process (see [`Pump::last_core`]).
     stat: Option<StatFile>,
+    held: Held,
 }
 
 /// A process the monitor has sampled for this long has had its cores recorded: two
@@ -59,6 +91,7 @@ impl<'a> Pump<'a> {
         ctx: &'a RunContext,
         replies: &'a Sender<LaunchMsg>,
         captures: [Capture; 2],
+        held: Held,
     ) -> Self {
         Pump {
             key,
@@ -75,6 +108,14 @@ impl<'a> Pump<'a> {
             } else {
                 StatFile::open(pid)
             },
+            held,
+        }
+    }
+
+    /// Send the held reports, in their order.
+    fn release_held(&mut self) {
+        for msg in self.held.reports.drain(..) {
+            let _ = self.replies.send(msg);
         }
     }
 
@@ -108,9 +149,10 @@ impl<'a> Pump<'a> {
             {
                 fds.push(pollfd(fd.as_raw_fd()));
             }
-            let timeout = drain_until.map_or(-1, |d| {
-                i32::try_from(d.saturating_duration_since(Instant::now()).as_millis())
-                    .unwrap_or(i32::MAX)
+            let wake_at = [drain_until, self.held.due()].into_iter().flatten().min();
+            let timeout = wake_at.map_or(-1, |d| {
+                let left = d.saturating_duration_since(Instant::now()).as_micros();
+                i32::try_from(left.div_ceil(1000)).unwrap_or(i32::MAX)
             });
             // SAFETY: `fds` is a valid array of pollfd of the given length.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -120,7 +162,13 @@ impl<'a> Pump<'a> {
                 }
                 break;
             }
+            if self.held.due().is_some_and(|due| due <= Instant::now()) {
+                self.release_held();
+            }
             if n == 0 {
+                if drain_until.is_none_or(|d| Instant::now() < d) {
+                    continue;
+                }
                 // The grace after exit ran out with a pipe still open.
                 if swept {
                     break;
@@ -157,6 +205,8 @@ impl<'a> Pump<'a> {
         };
         self.captures[i].push(bytes);
         if self.last_sent[i].elapsed() >= OUTPUT_EVERY {
+            // The scheduler hears of the attempt before it hears of its output.
+            self.release_held();
             self.last_sent[i] = Instant::now();
             let stream = if i == 0 {
                 Stream::Stdout
@@ -178,8 +228,11 @@ impl<'a> Pump<'a> {
     /// its cores: then the read is saved, and with it a file opened per task.
     fn last_core(&mut self) -> Option<usize> {
         let now = self.ctx.clock.now();
+        // The monitor watches the process from when the scheduler hears it started, which
+        // may be as late as the held reports.
+        let watched_from = self.started + HOLD_REPORTS;
         let sampled = self.ctx.monitor_since.get().is_some_and(|&since| {
-            now.saturating_sub(since.max(self.started)) >= MONITOR_SEES_AFTER
+            now.saturating_sub(since.max(watched_from)) >= MONITOR_SEES_AFTER
         });
         if sampled {
             return None;
@@ -195,6 +248,8 @@ impl<'a> Pump<'a> {
         let last_core = self.last_core();
         let (status, usage) = wait4(self.pid);
         let at = self.ctx.clock.now();
+        // It has ended: what was held goes before its own record.
+        self.release_held();
         let leftovers_killed = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL).is_ok();
         let (outcome, signal) = match status {
             Ok(status) if libc::WIFEXITED(status) => (

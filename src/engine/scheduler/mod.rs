@@ -1,8 +1,8 @@
 //! The pool's loop: start tasks into free slots, wait for something to change, react.
 //!
-//! Each slot runs one attempt and may hold one more order waiting behind it (see
-//! [`super::launcher`]), so a slot goes from one task to the next without waiting for this
-//! loop. A slot that frees up while the queue is empty takes over an order still waiting
+//! Each slot runs one attempt and may hold more orders waiting behind it (as many as
+//! [`Launcher::depth`] says), so a slot goes from one task to the next without waiting for
+//! this loop. A slot that frees up while the queue is empty takes over an order still waiting
 //! behind another slot's running attempt, so a long task never delays a short one.
 
 mod kill;
@@ -284,7 +284,8 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                     return;
                 };
                 run.pid = Some(pid);
-                run.deadline = run.timeout.map(|t| Instant::now() + t);
+                // From the start itself: the report of it may come a little later.
+                run.deadline = run.timeout.map(|t| self.clock.instant(at) + t);
                 let pending_kill = run.kill.is_some();
                 if let Some((_, at)) = &mut run.kill {
                     // The grace before SIGKILL counts from the SIGTERM sent now.

@@ -27,6 +27,8 @@ struct Scripted {
     slots: BTreeMap<usize, ScriptedSlot>,
     /// Slots retired, each with whether it still ran or held an order then.
     retired: Arc<Mutex<Vec<(usize, bool)>>>,
+    /// The run's clock: `Started` says when, as the real launchers do.
+    clock: RunClock,
 }
 
 #[derive(Default)]
@@ -74,7 +76,7 @@ impl Scripted {
         let _ = self.replies.send(LaunchMsg::Started {
             key,
             pid: 1000 + key.seq as u32,
-            at: Duration::ZERO,
+            at: self.clock.now(),
             output,
         });
         let slot = self.slots.entry(order.slot).or_default();
@@ -217,6 +219,7 @@ fn schedule(
     let launched = Arc::new(Mutex::new(Vec::new()));
     let signals = Arc::new(Mutex::new(Vec::new()));
     let retired = Arc::new(Mutex::new(Vec::new()));
+    let clock = RunClock::start();
     let launcher = Scripted {
         replies: reply_tx,
         fail: fail.iter().copied().collect(),
@@ -226,6 +229,7 @@ fn schedule(
         signals: Arc::clone(&signals),
         slots: BTreeMap::new(),
         retired: Arc::clone(&retired),
+        clock,
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -241,7 +245,7 @@ fn schedule(
             samples: crossbeam_channel::never(),
         },
         Box::new(move |e| sink.lock().expect("lock").push(e)),
-        RunClock::start(),
+        clock,
     );
     let scheduler = match later {
         Some((delay, then)) => scheduler.after(delay, then),
