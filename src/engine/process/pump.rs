@@ -22,12 +22,16 @@ const DRAIN_GRACE: Duration = Duration::from_millis(200);
 const OUTPUT_EVERY: Duration = Duration::from_millis(100);
 
 /// How long after its start an attempt's `Started` (and the record of the attempt before
-/// it on the slot) is held back, unless something comes first (see [`Held`]).
+/// it on the slot) is held back, unless it ends first (see [`Held`]).
 const HOLD_REPORTS: Duration = Duration::from_millis(20);
+
+// The first output event of an attempt comes `OUTPUT_EVERY` after its start: the held
+// reports, `Started` among them, are always out by then.
+const _: () = assert!(HOLD_REPORTS.as_millis() < OUTPUT_EVERY.as_millis());
 
 /// Reports held back while the attempt just spawned starts up: `Started`, and the record
 /// of the slot's attempt before it. Sent once [`HOLD_REPORTS`] has passed, or at once
-/// when the attempt ends or writes output, whichever comes first.
+/// when the attempt ends, whichever comes first.
 ///
 /// A report wakes the scheduler's thread, which then records it (the run's model, the
 /// joblog line). When tasks end together and the next ones start, that work would compete
@@ -205,8 +209,6 @@ impl<'a> Pump<'a> {
         };
         self.captures[i].push(bytes);
         if self.last_sent[i].elapsed() >= OUTPUT_EVERY {
-            // The scheduler hears of the attempt before it hears of its output.
-            self.release_held();
             self.last_sent[i] = Instant::now();
             let stream = if i == 0 {
                 Stream::Stdout
