@@ -15,7 +15,6 @@ pub mod guard;
 pub mod gui;
 pub mod human;
 pub mod manifest;
-mod memory_child;
 pub mod monitor;
 pub mod output;
 pub mod record;
@@ -24,13 +23,3 @@ pub mod task;
 pub mod taskdir;
 pub mod template;
 pub mod worker;
-
-#[cfg(test)]
-mod tests {
-    /// The unwinder is linked statically (see `src/build.rs`): panics still unwind.
-    #[test]
-    fn a_panic_unwinds_and_is_caught() {
-        let caught = std::panic::catch_unwind(|| panic!("on purpose"));
-        assert!(caught.is_err());
-    }
-}

@@ -232,27 +232,6 @@ fn the_guardian_holds_none_of_poolscopes_files() {
 }
 
 #[test]
-fn the_memory_stand_in_holds_one_pipe_and_ends_with_poolscope() {
-    // 50 ms into a run, `poolscope run` starts a child that shares its memory and waits
-    // for its end on a pipe: it must hold nothing else (a reader of poolscope's output
-    // would wait for it), and end when poolscope does, however that is.
-    let (mut child, stand_in, _dir, _out) = run_and_its_child_called("poolscope");
-    let mine = open_files(child.id() as i32);
-    let its = open_files(stand_in);
-    signal(child.id(), libc::SIGKILL);
-    let _ = child.wait();
-    assert_eq!(its.len(), 1, "the stand-in has open: {its:?}");
-    assert!(
-        its[0].starts_with("pipe:") && mine.contains(&its[0]),
-        "stand-in {its:?}, poolscope {mine:?}"
-    );
-    assert!(
-        wait_for(Duration::from_secs(1), || !alive(stand_in)),
-        "the stand-in outlived poolscope"
-    );
-}
-
-#[test]
 fn a_killed_guardian_is_replaced() {
     let pids = tempfile::tempdir().expect("tmp");
     let dir = spawner_dir(pids.path());

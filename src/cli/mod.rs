@@ -4,7 +4,6 @@
 mod bench;
 mod interrupt;
 mod progress;
-mod quick_exit;
 mod report;
 mod run;
 
@@ -191,9 +190,6 @@ impl Failure {
 
 /// Parse the command line, run it, and turn the result into an exit code.
 pub fn main() -> u8 {
-    if let Some(args) = run_args_quickly(std::env::args_os().skip(1)) {
-        end_now(run::run(&args));
-    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -207,7 +203,7 @@ pub fn main() -> u8 {
         }
     };
     let result = match cli.command {
-        Some(Command::Run(args)) => end_now(run::run(&args)),
+        Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
         Some(Command::Worker { kernel }) => serve_kernel(&kernel),
@@ -221,37 +217,6 @@ pub fn main() -> u8 {
             failure.code
         }
     }
-}
-
-/// `run ARGS...` parsed by a parser of the `run` subcommand alone, which clap builds in a
-/// fraction of the time the whole command line's parser takes (0.2 ms, before the first
-/// task of every run). `None` for anything else, and for anything it does not take as is
-/// (help, an error): the whole parser then handles it and says what it says.
-fn run_args_quickly(mut args: impl Iterator<Item = std::ffi::OsString>) -> Option<RunArgs> {
-    use clap::FromArgMatches as _;
-    if args.next()? != "run" {
-        return None;
-    }
-    let run = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
-    let matches = run.try_get_matches_from(args).ok()?;
-    RunArgs::from_arg_matches(&matches).ok()
-}
-
-/// End the process with `result` at once: after a run, everything is written and flushed
-/// here, the C library's exit handlers (tens of microseconds, for nothing this process
-/// needs) are skipped, and the memory is torn down after the exit (see [`quick_exit`]).
-fn end_now(result: Result<u8, Failure>) -> ! {
-    use std::io::Write as _;
-    let code = match result {
-        Ok(code) => code,
-        Err(failure) => {
-            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
-            failure.code
-        }
-    };
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    quick_exit::exit(code)
 }
 
 /// `poolscope __worker KERNEL`: serve a built-in kernel on fds 3 and 4.
@@ -311,66 +276,6 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn run_parsed_quickly_is_run_parsed_whole() {
-        let quick = |args: &[&str]| {
-            run_args_quickly(args.iter().map(std::ffi::OsString::from)).map(|a| format!("{a:?}"))
-        };
-        let whole =
-            |args: &[&str]| match Cli::try_parse_from(std::iter::once(&"poolscope").chain(args)) {
-                Ok(Cli {
-                    command: Some(Command::Run(a)),
-                    ..
-                }) => Some(format!("{a:?}")),
-                _ => None,
-            };
-        for args in [
-            &["run", "tasks"][..],
-            &["run", "--json", "tasks"],
-            &[
-                "run",
-                "tasks",
-                "-j",
-                "3",
-                "--timeout",
-                "2s",
-                "--retries",
-                "1",
-                "--halt",
-                "soon",
-                "--order",
-                "longest-first",
-                "--pin",
-                "--out",
-                "o",
-                "--resume",
-                "--json",
-                "--dry-run",
-                "--output-cap",
-                "1MiB",
-                "--max-tasks-per-worker",
-                "5",
-            ],
-            &["run", "--workers=2", "--", "--odd dir"],
-        ] {
-            assert!(quick(args).is_some(), "{args:?}");
-            assert_eq!(quick(args), whole(args), "{args:?}");
-        }
-        // Left to the whole parser, which says what is wrong, or prints help.
-        for args in [
-            &[][..],
-            &["tasks"],
-            &["bench", "tasks"],
-            &["run"],
-            &["run", "--help"],
-            &["run", "tasks", "--bogus"],
-            &["run", "tasks", "-j", "0"],
-            &["run", "tasks", "--halt", "later"],
-        ] {
-            assert_eq!(quick(args), None, "{args:?}");
-        }
     }
 
     #[test]

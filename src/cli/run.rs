@@ -1,9 +1,8 @@
 //! `poolscope run DIR`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::interrupt::{self, Interrupt};
 use super::progress::Progress;
@@ -15,15 +14,6 @@ use crate::state::RunState;
 use crate::taskdir;
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
-    if !args.dry_run {
-        // First of all: with a single thread and a small heap, this process forks its
-        // guardian more cheaply than it could start one later.
-        // SAFETY: nothing but clap has run in this process yet, and it starts no thread.
-        unsafe { crate::guard::fork_guardian() }.map_err(|source| Failure {
-            code: exit::TASKS_FAILED,
-            message: format!("cannot fork the guardian process: {source}"),
-        })?;
-    }
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
     let config = args.pool.settings().or(&dir.pool).resolve();
     if args.dry_run {
@@ -46,8 +36,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         output_cap: args.output_cap,
         // The guardian sweeps as this process exits, right after the run.
         final_sweep: false,
-        // Forked above; the engine finds the executable itself if it needs it.
-        guardian: None,
+        guardian: std::env::current_exe().ok(),
         waker: None,
     };
     let cannot_start = |e: RunError| match e {
@@ -71,50 +60,29 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         progress.borrow_mut().on_event(event, &state);
         interrupt.check();
     };
-    // One sampling period into the run, with the first tasks started, the stand-in that
-    // makes this process's exit quick starts too (see `quick_exit`).
-    let started = Instant::now();
-    let stand_in = Cell::new(false);
     let idle = || {
         progress.borrow_mut().idle();
         interrupt.check();
-        if !stand_in.get() && started.elapsed() >= crate::monitor::FIRST_SAMPLE_AFTER {
-            super::quick_exit::prepare();
-            stand_in.set(true);
-        }
     };
-    if dir.worker.is_some() {
-        // Items on persistent workers come by the hundred thousand a second: they are
-        // folded and printed here while the run's own thread schedules them.
-        let handle = run.start().map_err(cannot_start)?;
-        loop {
-            let event = match handle.events.try_recv() {
-                Ok(event) => event,
-                Err(_) => {
-                    idle();
-                    match handle.events.recv() {
-                        Ok(event) => event,
-                        Err(_) => break,
-                    }
+    // The run goes on its own thread; its events are folded and printed here.
+    let handle = run.start().map_err(cannot_start)?;
+    loop {
+        let event = match handle.events.try_recv() {
+            Ok(event) => event,
+            Err(_) => {
+                idle();
+                match handle.events.recv() {
+                    Ok(event) => event,
+                    Err(_) => break,
                 }
-            };
-            fold(&event);
-            if matches!(event, Event::RunFinished { .. }) {
-                break;
             }
+        };
+        fold(&event);
+        if matches!(event, Event::RunFinished { .. }) {
+            break;
         }
-        if crate::guard::guardian_running() {
-            // Not joined: after `RunFinished` the run's thread has written every record
-            // and only frees memory, which the process's exit does faster.
-            drop(handle);
-        } else {
-            // No guardian to sweep at exit: the run's thread does, after `RunFinished`.
-            handle.join();
-        }
-    } else {
-        // A process per task: the run goes on this thread, whose events then wake no other.
-        run.run_here(|event| fold(&event), idle);
     }
+    handle.join();
     progress.borrow_mut().finish();
     // Without per-task entries: a run may have many tasks.
     let no_tasks: &[Arc<crate::task::Task>] = &[];
@@ -129,11 +97,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     } else {
         report::print(&report::summary_text(&state, &summary));
     }
-    let code = exit_code(&summary, interrupt::interrupted());
-    // The process exits next; freeing a large run's model one record at a time would only
-    // delay that.
-    std::mem::forget((state, summary, dir));
-    Ok(code)
+    Ok(exit_code(&summary, interrupt::interrupted()))
 }
 
 /// Print `summary` on standard output as one line of JSON, as it is rendered.

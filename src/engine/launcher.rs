@@ -5,12 +5,11 @@
 //! own process group; the scheduler's tests use a launcher with scripted outcomes.
 //!
 //! Each worker slot holds at most one running attempt and up to [`Launcher::depth`] waiting
-//! orders (one for processes, many for persistent workers fed tiny items). A waiting order
+//! orders (none for processes, many for persistent workers fed tiny items). A waiting order
 //! starts the moment the one before it succeeds, without a round trip through the
 //! scheduler; after a failure the slot waits for [`Launcher::resume`], so that retries and
 //! halting are decided first. A waiting order can be taken back until the launcher has
-//! handed it on (to a process, or to a worker's pipe), so a slot that frees up early can
-//! run it instead.
+//! handed it on (to a worker's pipe), so a slot that frees up early can run it instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,8 +83,9 @@ pub trait Launcher: Send {
     /// `slot` is idle and nothing is left to give it for now: it may let go of what it
     /// holds (a process launcher's slot thread ends). A later order starts it again.
     fn retire(&mut self, _slot: usize) {}
-    /// How many orders a slot may hold waiting behind its running attempt.
+    /// How many orders a slot may hold waiting behind its running attempt: none unless
+    /// the launcher says so.
     fn depth(&self) -> usize {
-        1
+        0
     }
 }

@@ -2,14 +2,13 @@
 //! a stream of [`Event`]s. It knows nothing of any face; faces fold the events into a
 //! [`crate::state::RunState`] and may send [`Control`]s back.
 
+pub mod child;
 mod clock;
 pub mod launcher;
 pub mod process;
-mod resolve;
 pub mod scheduler;
 pub mod workers;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -143,8 +142,7 @@ pub fn start(
 }
 
 /// A run whose directory, records and guardian are ready, and which has started no task
-/// yet: [`Prepared::start`] runs it on a thread of its own, [`Prepared::run_here`] on
-/// the calling thread.
+/// yet: [`Prepared::start`] runs it on a thread of its own.
 pub struct Prepared {
     run: Run,
     controls: Sender<Control>,
@@ -172,7 +170,7 @@ impl Prepared {
                         wake();
                     }
                 };
-                run.go(&mut send, None);
+                run.go(&mut send);
             })
             .map_err(RunError::Thread)?;
         Ok(RunHandle {
@@ -181,19 +179,6 @@ impl Prepared {
             controls: self.controls,
             thread: Some(thread),
         })
-    }
-
-    /// Run to the end on this thread, handing every event to `on_event` as it happens
-    /// (`RunFinished` last), and calling `on_idle` whenever no event is waiting (at least
-    /// every 50 ms while events keep coming). No thread is started to carry the run, and no
-    /// event crosses from one thread to another.
-    ///
-    /// Made for a process that exits after the run: the run's in-memory records (a large
-    /// run's are large) are left for the exit to free.
-    pub fn run_here(self, mut on_event: impl FnMut(Event), on_idle: impl FnMut()) {
-        let records = Arc::clone(&self.run.recorder);
-        self.run.go(&mut on_event, Some(Box::new(on_idle)));
-        std::mem::forget(records);
     }
 }
 
@@ -250,9 +235,6 @@ pub fn prepare(
         marker: RunMarker::new(),
         output_cap: options.output_cap,
         clock,
-        monitor_since: std::sync::OnceLock::new(),
-        programs: Default::default(),
-        environment: process::Environment::of_this_process(),
     });
     // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
     // run of plain processes must not wait for it before its first task.
@@ -324,9 +306,8 @@ struct Run {
 }
 
 impl Run {
-    /// Run to the end on this thread, handing every event to `sink` and calling `on_idle`
-    /// (if any) whenever no event is waiting.
-    fn go(self, sink: &mut dyn FnMut(Event), on_idle: Option<Box<dyn FnMut() + '_>>) {
+    /// Run to the end on this thread, handing every event to `sink`.
+    fn go(self, sink: &mut dyn FnMut(Event)) {
         let recorder = Arc::clone(&self.recorder);
         let mut emit = |event: Event| {
             recorder
@@ -345,23 +326,7 @@ impl Run {
         let (reply_tx, replies) = unbounded();
         let (sample_tx, samples) = unbounded();
         let watched: Watched = Arc::default();
-        // The monitor's thread starts one sampling period into the run: not while the
-        // first tasks are starting, and not at all for a run that ends sooner. So are the
-        // run directory's `outputs/` folder and the files the run's end writes made (see
-        // `Recorder::prepare`; the end makes what is missing, and says if it cannot).
-        let monitor: RefCell<Option<Monitor>> = RefCell::new(None);
-        let put_off = {
-            let (watched, clock, monitor) = (Arc::clone(&watched), self.ctx.clock, &monitor);
-            let recorder = Arc::clone(&self.recorder);
-            let ctx = Arc::clone(&self.ctx);
-            move || {
-                *monitor.borrow_mut() = Monitor::spawn(watched, sample_tx, clock).ok();
-                if monitor.borrow().is_some() {
-                    let _ = ctx.monitor_since.set(clock.now());
-                }
-                recorder.lock().unwrap_or_else(|e| e.into_inner()).prepare();
-            }
-        };
+        let monitor = Monitor::spawn(Arc::clone(&watched), sample_tx, self.ctx.clock).ok();
         let inputs = Inputs {
             replies,
             controls: self.controls,
@@ -373,8 +338,6 @@ impl Run {
             cores: self.info.cores,
             inputs,
             emit: Box::new(&mut emit),
-            on_idle,
-            put_off: Box::new(put_off),
             clock: self.ctx.clock,
             watched,
             recorder: Arc::clone(&self.recorder),
@@ -393,7 +356,7 @@ impl Run {
             }
             None => pool.run(ProcessLauncher::new(Arc::clone(&self.ctx), reply_tx)),
         };
-        drop(monitor.into_inner());
+        drop(monitor);
         let finished = Event::RunFinished {
             at: self.ctx.clock.now(),
             interrupted,
@@ -425,11 +388,6 @@ struct Pool<'a> {
     cores: usize,
     inputs: Inputs,
     emit: Box<dyn FnMut(Event) + 'a>,
-    /// The face's own work when no event is waiting.
-    on_idle: Option<Box<dyn FnMut() + 'a>>,
-    /// What waits one sampling period into the run: the monitor, and what the run's end
-    /// writes into (`Recorder::prepare`).
-    put_off: Box<dyn FnOnce() + 'a>,
     clock: RunClock,
     watched: Watched,
     recorder: Arc<Mutex<Recorder>>,
@@ -440,7 +398,6 @@ impl Pool<'_> {
     /// dropped before this returns (persistent workers are asked to exit).
     fn run<L: Launcher>(self, launcher: L) -> bool {
         let recorder = self.recorder;
-        let mut on_idle = self.on_idle;
         let mut guardian_checked = Instant::now();
         let flush = move || {
             recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
@@ -448,9 +405,6 @@ impl Pool<'_> {
             if guardian_checked.elapsed() >= guard::CHECK_EVERY {
                 guardian_checked = Instant::now();
                 guard::keep_guardian();
-            }
-            if let Some(idle) = &mut on_idle {
-                idle();
             }
         };
         Scheduler::new(
@@ -465,22 +419,20 @@ impl Pool<'_> {
         )
         .watch(self.watched)
         .on_idle(Box::new(flush))
-        .after(monitor::FIRST_SAMPLE_AFTER, self.put_off)
         .run()
     }
 }
 
 /// CPU time (user + system) of this process's own threads, children not included.
 pub fn self_cpu_time() -> Duration {
-    // SAFETY: rusage is plain old data, and getrusage only writes to it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: usage is valid for writes.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else {
         return Duration::ZERO;
-    }
-    let tv =
-        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    };
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+    };
+    tv(usage.user_time()) + tv(usage.system_time())
 }
 
 /// Run `dir` to the end on this thread, folding every event into `on_event`.

@@ -12,15 +12,12 @@
 //! pipe every [`CHECK_EVERY`] ([`keep_guardian`]) and starts a new guardian if the last one
 //! died after saying it was ready; [`guardian_running`] and the start of every run look too.
 //!
-//! There are two ways to start it. [`fork_guardian`] forks this process: the guardian is in
-//! place as soon as `fork` returns and starts no program, so a short run does not share
-//! its first milliseconds with a second copy of poolscope loading. That is only sound
-//! while this process has a single thread, which is how the command line calls it.
-//! [`start_guardian`] spawns `poolscope __guardian <token>/` instead: the app, the tests
-//! that run the engine in-process, and every restart after the guardian died use it.
+//! It is started as `poolscope __guardian <token>/` ([`start_guardian`]), by the command
+//! line, the app and the tests that run the engine in-process alike, and again after a
+//! guardian died.
 
 use std::ffi::CStr;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -31,7 +28,7 @@ use std::time::Duration;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{self, SigHandler, Signal};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::Pid;
 
 use super::{MARKER_VAR, process_token, sweep};
 
@@ -50,13 +47,12 @@ struct Guardian {
     alive: File,
     /// It said it was ready: a guardian, not a wrong executable that exits at once.
     ready: bool,
-    /// What runs the guardian that replaces it; for a forked one, this process's own
-    /// executable, looked up if it is ever needed.
-    exe: Option<PathBuf>,
+    /// What runs the guardian that replaces it.
+    exe: PathBuf,
 }
 
 impl Guardian {
-    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: Option<PathBuf>) -> io::Result<Self> {
+    fn new(pid: Pid, watched: OwnedFd, alive: OwnedFd, exe: PathBuf) -> io::Result<Self> {
         nix::fcntl::fcntl(&alive, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
         Ok(Guardian {
             pid,
@@ -101,53 +97,6 @@ pub fn start_guardian(exe: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Start the guardian (once per process) by forking this process. A guardian that replaces
-/// it runs this process's executable.
-///
-/// # Safety
-///
-/// This process must have a single thread: the child runs Rust code (it allocates), and
-/// a lock held by another thread at the fork would never be released in it. `poolscope
-/// run` calls this before anything that could start one; reading the thread count from
-/// `/proc` to check would cost as much as the fork.
-pub unsafe fn fork_guardian() -> io::Result<()> {
-    let mut live = lock();
-    forget_if_dead(&mut live);
-    if live.is_some() {
-        return Ok(());
-    }
-    let prefix = format!("{}/", process_token());
-    let (watch_read, watch_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    let (alive_read, alive_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-    // SAFETY: the caller guarantees a single thread, so the child may run any code: no
-    // lock can be held by a thread that does not exist in it.
-    match unsafe { nix::unistd::fork() }? {
-        ForkResult::Child => {
-            let null = OpenOptions::new().read(true).write(true).open("/dev/null");
-            let ready = null.is_ok_and(|null| {
-                nix::unistd::dup2_stdin(&watch_read)
-                    .and_then(|()| nix::unistd::dup2_stdout(&alive_write))
-                    .and_then(|()| nix::unistd::dup2_stderr(&null))
-                    .is_ok()
-            });
-            // Everything else this process had open stays with it alone.
-            // SAFETY: closes descriptors only; what they belonged to is not used here.
-            unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
-            if !ready {
-                // SAFETY: `_exit` ends this process without running anything of the parent's.
-                unsafe { libc::_exit(1) };
-            }
-            let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            guardian_main(&prefix)
-        }
-        ForkResult::Parent { child } => {
-            drop((watch_read, alive_write));
-            *live = Some(Guardian::new(child, watch_write, alive_read, None)?);
-            Ok(())
-        }
-    }
-}
-
 /// Whether a guardian watches this process now.
 pub fn guardian_running() -> bool {
     let mut live = lock();
@@ -162,9 +111,8 @@ pub fn keep_guardian() {
     let mut live = lock();
     if let Some(dead) = forget_if_dead(&mut live)
         && dead.ready
-        && let Some(exe) = dead.exe.or_else(|| std::env::current_exe().ok())
     {
-        *live = spawn_guardian(exe).ok();
+        *live = spawn_guardian(dead.exe).ok();
     }
 }
 
@@ -202,15 +150,33 @@ fn spawn_guardian(exe: PathBuf) -> io::Result<Guardian> {
     let pid = Pid::from_raw(child.id() as i32);
     // Reaped with waitpid once its pipe says it died, not through `Child`.
     drop(child);
-    Guardian::new(pid, write, alive, Some(exe))
+    Guardian::new(pid, write, alive, exe)
 }
 
-/// The guardian's life, in the forked child or as `poolscope __guardian PREFIX` (stdin: the
+/// Close every descriptor but 0, 1 and 2: whatever poolscope's own parent let it inherit
+/// (a build tool's jobserver pipe, say), which would keep a reader of it waiting.
+fn close_inherited() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Listed first: the listing holds a descriptor of its own until it is dropped.
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// The guardian's life, as `poolscope __guardian PREFIX` (stdin: the
 /// pipe to watch, stdout: the pipe that says it is alive): say ready on stdout, wait for
 /// stdin to reach end of file, then kill every process whose marker starts with `prefix`,
 /// and exit.
 pub fn guardian_main(prefix: &str) -> ! {
     let _ = nix::sys::prctl::set_name(GUARDIAN_NAME);
+    close_inherited();
     for sig in [
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -233,6 +199,5 @@ pub fn guardian_main(prefix: &str) -> ! {
     // whoever waits for it the CPU meanwhile.
     std::thread::sleep(SWEEP_AFTER);
     sweep(prefix, Duration::from_millis(800));
-    // SAFETY: `_exit` ends the process at once; nothing is buffered that must be written.
-    unsafe { libc::_exit(0) }
+    std::process::exit(0)
 }

@@ -16,9 +16,7 @@
 
 pub mod guardian;
 
-pub use guardian::{
-    CHECK_EVERY, fork_guardian, guardian_main, guardian_running, keep_guardian, start_guardian,
-};
+pub use guardian::{CHECK_EVERY, guardian_main, guardian_running, keep_guardian, start_guardian};
 
 use std::fs;
 use std::io::Read;

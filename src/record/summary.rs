@@ -158,42 +158,6 @@ impl Summary {
     }
 }
 
-/// `summary.json` of `state` as `Summary::of(state, tasks)` renders it, with the task
-/// entries rendered ahead (by task, `None` where not yet: see [`task_entry`]) used as
-/// they are.
-pub fn render(
-    state: &RunState,
-    tasks: &[impl std::borrow::Borrow<Task>],
-    ahead: &[Option<String>],
-) -> serde_json::Result<String> {
-    let mut json = serde_json::to_string(&Summary::of_run(state))?;
-    // The only place this can be: no string value holds an unescaped quote, and no other
-    // key of a summary is `tasks` with an array.
-    const NONE: &str = r#""tasks":[]"#;
-    let at = json
-        .find(NONE)
-        .ok_or_else(|| serde::ser::Error::custom("a summary without its tasks"))?
-        + NONE.len()
-        - 1;
-    let mut entries = String::new();
-    for (i, (task, status)) in tasks.iter().zip(&state.tasks).enumerate() {
-        if i > 0 {
-            entries.push(',');
-        }
-        match ahead.get(i).and_then(Option::as_deref) {
-            Some(entry) => entries.push_str(entry),
-            None => entries.push_str(&task_entry(task.borrow(), status)?),
-        }
-    }
-    json.insert_str(at, &entries);
-    Ok(json)
-}
-
-/// One task's entry in `summary.json`, rendered.
-pub fn task_entry(task: &Task, status: &TaskStatus) -> serde_json::Result<String> {
-    serde_json::to_string(&task_summary(task, status))
-}
-
 fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
     let mut s = TaskSummary {
         seq: task.seq,

@@ -97,45 +97,6 @@ pub fn render(state: &RunState) -> Trace<'_> {
     }
 }
 
-/// The trace of `state` as [`render`] would serialize it, with the events of its first
-/// attempts serialized already: `ahead` holds those of `state.attempts[..ahead_count]`,
-/// each preceded by a comma (see [`put_attempt`]).
-pub fn write(
-    state: &RunState,
-    ahead: &[u8],
-    ahead_count: usize,
-    out: &mut Vec<u8>,
-) -> serde_json::Result<()> {
-    out.extend_from_slice(br#"{"traceEvents":["#);
-    // There is always a head: the process name.
-    for (i, event) in head(state).iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut *out, event)?;
-    }
-    out.extend_from_slice(ahead);
-    for a in state.attempts.iter().skip(ahead_count) {
-        put_attempt(state, a, out)?;
-    }
-    for event in tail(state) {
-        out.push(b',');
-        serde_json::to_writer(&mut *out, &event)?;
-    }
-    out.extend_from_slice(br#"],"displayTimeUnit":"ms"}"#);
-    Ok(())
-}
-
-/// Append the event of attempt `a` of `state`'s run to `out`, preceded by a comma.
-pub fn put_attempt(
-    state: &RunState,
-    a: &AttemptRecord,
-    out: &mut Vec<u8>,
-) -> serde_json::Result<()> {
-    out.push(b',');
-    serde_json::to_writer(out, &attempt_event(state, a))
-}
-
 /// The metadata events: the process's name, and each worker slot's track.
 fn head(state: &RunState) -> Vec<TraceEvent<'_>> {
     let mut events = Vec::with_capacity(2 * state.slots.len() + 1);

@@ -1,9 +1,10 @@
 //! The pool's loop: start tasks into free slots, wait for something to change, react.
 //!
-//! Each slot runs one attempt and may hold more orders waiting behind it (as many as
-//! [`Launcher::depth`] says), so a slot goes from one task to the next without waiting for
-//! this loop. A slot that frees up while the queue is empty takes over an order still waiting
-//! behind another slot's running attempt, so a long task never delays a short one.
+//! A task is bound to a slot when the slot is free, in the queue's order. Only a launcher
+//! of persistent workers fed tiny items takes more orders waiting behind a running one (as
+//! many as [`Launcher::depth`] says, and only while no slot is idle), so that such a slot
+//! goes from one item to the next without waiting for this loop; a slot that frees up
+//! while the queue is empty takes over an order still waiting behind another slot's.
 
 mod kill;
 mod slots;
@@ -82,8 +83,6 @@ pub struct Scheduler<'e, L: Launcher> {
     idle: Option<Box<dyn FnMut() + 'e>>,
     /// When `idle` was last called.
     last_idle: Instant,
-    /// Something to do once, at a given time (see [`Scheduler::after`]).
-    later: Option<(Instant, Box<dyn FnOnce() + 'e>)>,
     queue: VecDeque<(usize, u32)>,
     slots: Vec<SlotPlan>,
     running: BTreeMap<AttemptKey, Running>,
@@ -117,7 +116,6 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
             watched: None,
             idle: None,
             last_idle: Instant::now(),
-            later: None,
             queue: queue.into_iter().map(|i| (i, 1)).collect(),
             running: BTreeMap::new(),
             stopping: None,
@@ -130,33 +128,6 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
     pub fn watch(mut self, watched: Watched) -> Self {
         self.watched = Some(watched);
         self
-    }
-
-    /// Call `then` once, `delay` from now, between two events (if the run lasts that long).
-    pub fn after(mut self, delay: Duration, then: Box<dyn FnOnce() + 'e>) -> Self {
-        self.later = Some((Instant::now() + delay, then));
-        self
-    }
-
-    /// Call what was put off until now, if its time has come.
-    fn run_later_if_due(&mut self) {
-        if self
-            .later
-            .as_ref()
-            .is_some_and(|(at, _)| *at <= Instant::now())
-            && let Some((_, then)) = self.later.take()
-        {
-            then();
-        }
-    }
-
-    /// When the loop must wake at the latest: the next kill deadline or the put-off call.
-    fn next_wakeup(&self) -> Option<Instant> {
-        let later = self.later.as_ref().map(|(at, _)| *at);
-        match (self.next_deadline(), later) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 
     fn call_idle(&mut self) {
@@ -185,7 +156,6 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
             }
             self.wait_for_change();
             self.enforce_deadlines();
-            self.run_later_if_due();
         }
         self.skip_the_rest();
         let interrupted = self.interrupted;
@@ -243,7 +213,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         let replies = select.recv(&self.inputs.replies);
         let controls = select.recv(&self.inputs.controls);
         let samples = select.recv(&self.inputs.samples);
-        let op = match self.next_wakeup() {
+        let op = match self.next_deadline() {
             Some(at) => match select.select_deadline(at) {
                 Ok(op) => op,
                 Err(_) => return,

@@ -1,6 +1,7 @@
 //! Placing attempts on worker slots: the next queued attempt into each idle slot, more
-//! waiting behind each running attempt (as many as the launcher takes), and taking waiting
-//! ones back when a slot runs dry or the run stops.
+//! waiting behind each running attempt only where the launcher takes them (persistent
+//! workers of tiny items), and taking waiting ones back when a slot runs dry or the run
+//! stops.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -46,11 +47,16 @@ impl<L: Launcher> Scheduler<'_, L> {
         }
     }
 
-    /// Queue the next attempts behind each running one, so the slot needs no round trip:
-    /// level by level (every slot's first waiting order, then every slot's second, ...),
-    /// so that tasks still start in about their listed order.
+    /// Queue the next attempts behind each running one, as many as the launcher takes
+    /// (persistent workers of tiny items; none for processes), so the slot needs no round
+    /// trip: level by level (every slot's first waiting order, then every slot's second,
+    /// ...), so that tasks still start in about their listed order. Only while no slot is
+    /// idle: an idle slot takes the next task itself.
     pub(super) fn queue_behind_running(&mut self) {
-        if self.stopping.is_some() || self.queue.is_empty() {
+        if self.stopping.is_some()
+            || self.queue.is_empty()
+            || self.slots.iter().any(|p| p.is_idle())
+        {
             return;
         }
         let depth = self.launcher.depth();

@@ -29,6 +29,10 @@ struct Scripted {
     retired: Arc<Mutex<Vec<(usize, bool)>>>,
     /// The run's clock: `Started` says when, as the real launchers do.
     clock: RunClock,
+    /// Orders a slot may hold waiting behind its running one.
+    depth: usize,
+    /// Orders handed to a slot that was running another, with that slot.
+    busy_launches: Arc<Mutex<Vec<(AttemptKey, usize)>>>,
 }
 
 #[derive(Default)]
@@ -110,6 +114,12 @@ impl Scripted {
 impl Launcher for Scripted {
     fn launch(&mut self, order: AttemptOrder) {
         let slot = order.slot;
+        if self.slots.get(&slot).is_some_and(|s| s.running.is_some()) {
+            self.busy_launches
+                .lock()
+                .expect("lock")
+                .push((order.key, slot));
+        }
         self.slots.entry(slot).or_default().waiting = Some(order);
         self.pump(slot);
     }
@@ -129,6 +139,10 @@ impl Launcher for Scripted {
             s.waiting.is_some() || s.running.is_some_and(|k| !self.slow.contains(&k.seq))
         });
         self.retired.lock().expect("lock").push((slot, busy));
+    }
+
+    fn depth(&self) -> usize {
+        self.depth
     }
 
     fn signal(&mut self, key: AttemptKey, _pid: u32, signal: Signal) {
@@ -154,6 +168,7 @@ struct Outcomes {
     launched: Vec<(AttemptKey, usize)>,
     signals: Vec<(AttemptKey, Signal)>,
     retired: Vec<(usize, bool)>,
+    busy_launches: Vec<(AttemptKey, usize)>,
     interrupted: bool,
 }
 
@@ -183,10 +198,8 @@ fn key(seq: usize, attempt: u32) -> AttemptKey {
     AttemptKey { seq, attempt }
 }
 
-/// Called once, this long into the run, through [`Scheduler::after`].
-type Later = Option<(Duration, Box<dyn FnOnce()>)>;
-
-/// Run `n` tasks on a scripted launcher; `later` is put off with [`Scheduler::after`].
+/// Run `n` tasks on a scripted launcher that takes `depth` orders waiting behind a
+/// running one (0, as for processes; more, as for persistent workers of tiny items).
 #[allow(clippy::too_many_arguments)]
 fn schedule(
     n: usize,
@@ -196,7 +209,7 @@ fn schedule(
     slow: &[usize],
     controls: &[Control],
     timeout: Option<Duration>,
-    later: Later,
+    depth: usize,
 ) -> Outcomes {
     let tasks: Vec<Arc<Task>> = (1..=n)
         .map(|seq| {
@@ -219,6 +232,7 @@ fn schedule(
     let launched = Arc::new(Mutex::new(Vec::new()));
     let signals = Arc::new(Mutex::new(Vec::new()));
     let retired = Arc::new(Mutex::new(Vec::new()));
+    let busy_launches = Arc::new(Mutex::new(Vec::new()));
     let clock = RunClock::start();
     let launcher = Scripted {
         replies: reply_tx,
@@ -230,6 +244,8 @@ fn schedule(
         slots: BTreeMap::new(),
         retired: Arc::clone(&retired),
         clock,
+        depth,
+        busy_launches: Arc::clone(&busy_launches),
     };
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&events);
@@ -247,20 +263,18 @@ fn schedule(
         Box::new(move |e| sink.lock().expect("lock").push(e)),
         clock,
     );
-    let scheduler = match later {
-        Some((delay, then)) => scheduler.after(delay, then),
-        None => scheduler,
-    };
     let interrupted = scheduler.run();
     let events = events.lock().expect("lock").clone();
     let launched = launched.lock().expect("lock").clone();
     let signals = signals.lock().expect("lock").clone();
     let retired = retired.lock().expect("lock").clone();
+    let busy_launches = busy_launches.lock().expect("lock").clone();
     Outcomes {
         events,
         launched,
         signals,
         retired,
+        busy_launches,
         interrupted,
     }
 }
@@ -274,7 +288,7 @@ fn config(workers: usize) -> PoolConfig {
 
 #[test]
 fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
-    let out = schedule(4, config(2), &[], &[], &[], &[], None, None);
+    let out = schedule(4, config(2), &[], &[], &[], &[], None, 0);
     let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
     assert_eq!(keys, [1, 2, 3, 4]);
     assert_eq!(out.launched[0].1, 1);
@@ -287,7 +301,7 @@ fn tasks_start_in_listed_order_in_the_lowest_free_slot() {
 fn a_failed_attempt_is_retried_before_later_tasks() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(3, c, &[(2, 1)], &[], &[], &[], None, None);
+    let out = schedule(3, c, &[(2, 1)], &[], &[], &[], None, 0);
     let keys: Vec<AttemptKey> = out.launched.iter().map(|(k, _)| *k).collect();
     assert_eq!(keys, [key(1, 1), key(2, 1), key(2, 2), key(3, 1)]);
     let finished = out.finished();
@@ -299,7 +313,7 @@ fn a_failed_attempt_is_retried_before_later_tasks() {
 fn retries_run_out() {
     let mut c = config(1);
     c.retries = 1;
-    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], &[], None, None);
+    let out = schedule(1, c, &[(1, 1), (1, 2)], &[], &[], &[], None, 0);
     assert_eq!(out.launched.len(), 2);
     let last = &out.finished()[&key(1, 2)];
     assert!(last.is_final);
@@ -310,7 +324,7 @@ fn retries_run_out() {
 fn halt_soon_skips_the_rest_after_a_final_failure() {
     let mut c = config(1);
     c.halt = Halt::Soon;
-    let out = schedule(4, c, &[(2, 1)], &[], &[], &[], None, None);
+    let out = schedule(4, c, &[(2, 1)], &[], &[], &[], None, 0);
     assert_eq!(out.launched.len(), 2);
     assert_eq!(
         out.skipped(),
@@ -322,7 +336,7 @@ fn halt_soon_skips_the_rest_after_a_final_failure() {
 fn halt_now_cancels_what_runs() {
     let mut c = config(2);
     c.halt = Halt::Now;
-    let out = schedule(3, c, &[(2, 1)], &[1], &[], &[], None, None);
+    let out = schedule(3, c, &[(2, 1)], &[1], &[], &[], None, 0);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(3, SkipReason::Halted)]);
@@ -330,7 +344,7 @@ fn halt_now_cancels_what_runs() {
 
 #[test]
 fn stop_lets_running_tasks_finish_and_starts_no_more() {
-    let out = schedule(3, config(1), &[], &[], &[1], &[Control::Stop], None, None);
+    let out = schedule(3, config(1), &[], &[], &[1], &[Control::Stop], None, 0);
     assert_eq!(out.launched.len(), 1);
     assert!(out.signals.is_empty());
     assert_eq!(
@@ -342,7 +356,7 @@ fn stop_lets_running_tasks_finish_and_starts_no_more() {
 
 #[test]
 fn kill_cancels_running_tasks() {
-    let out = schedule(2, config(1), &[], &[1], &[], &[Control::Kill], None, None);
+    let out = schedule(2, config(1), &[], &[1], &[], &[Control::Kill], None, 0);
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     assert_eq!(out.finished()[&key(1, 1)].outcome, Outcome::Cancelled);
     assert_eq!(out.skipped(), [(2, SkipReason::Stopped)]);
@@ -358,7 +372,7 @@ fn a_task_past_its_time_limit_is_timed_out() {
         &[],
         &[],
         Some(Duration::from_millis(20)),
-        None,
+        0,
     );
     assert_eq!(out.signals, [(key(1, 1), Signal::SIGTERM)]);
     let finished = out.finished();
@@ -367,12 +381,34 @@ fn a_task_past_its_time_limit_is_timed_out() {
 }
 
 #[test]
-fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
-    // Task 1 hangs on slot 1 (until its time limit) and task 3 is queued behind it; slot 2
-    // runs the rest, taking task 3 back from slot 1 when it has nothing else to do.
+fn no_task_is_bound_to_a_busy_slot() {
+    // Task 1 hangs on slot 1 until its time limit; every other task goes to slot 2 as it
+    // frees up, and none is handed to slot 1 while task 1 runs there.
     let mut c = config(2);
     c.timeout = Some(Duration::from_millis(300));
-    let out = schedule(4, c, &[], &[1], &[], &[], None, None);
+    let out = schedule(4, c, &[], &[1], &[], &[], None, 0);
+    let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
+    assert_eq!(by_key[&key(1, 1)], 1);
+    for seq in 2..=4 {
+        assert_eq!(
+            by_key[&key(seq, 1)],
+            2,
+            "task {seq} waited behind the hung task"
+        );
+    }
+    assert!(out.busy_launches.is_empty(), "{:?}", out.busy_launches);
+    let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
+    assert_eq!(keys, [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
+    // With orders held behind running ones (persistent workers of tiny items): task 1 hangs
+    // on slot 1 (until its time limit) and task 3 is queued behind it; slot 2 runs the rest,
+    // taking task 3 back from slot 1 when it has nothing else to do.
+    let mut c = config(2);
+    c.timeout = Some(Duration::from_millis(300));
+    let out = schedule(4, c, &[], &[1], &[], &[], None, 1);
     let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
     assert_eq!(by_key[&key(1, 1)], 1);
     for seq in 2..=4 {
@@ -388,7 +424,7 @@ fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
 fn cancelled_attempts_are_not_retried() {
     let mut c = config(1);
     c.retries = 3;
-    let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None, None);
+    let out = schedule(1, c, &[], &[1], &[], &[Control::Kill], None, 0);
     assert_eq!(out.launched.len(), 1);
     assert!(out.finished()[&key(1, 1)].is_final);
 }
@@ -399,7 +435,7 @@ fn idle_slots_are_retired_once_nothing_is_left_and_a_retry_still_runs() {
     // and its retry comes after slots were retired.
     let mut c = config(2);
     c.retries = 1;
-    let out = schedule(4, c, &[(3, 1)], &[], &[4], &[], None, None);
+    let out = schedule(4, c, &[(3, 1)], &[], &[4], &[], None, 0);
     let finished = out.finished();
     assert!(finished[&key(3, 2)].outcome.is_success());
     assert!(finished.values().filter(|r| r.is_final).count() == 4);
@@ -411,32 +447,4 @@ fn idle_slots_are_retired_once_nothing_is_left_and_a_retry_still_runs() {
     );
     let slots: BTreeSet<usize> = out.retired.iter().map(|(slot, _)| *slot).collect();
     assert_eq!(slots, BTreeSet::from([1, 2]));
-}
-
-#[test]
-fn a_put_off_call_comes_once_while_the_run_lasts_and_not_after_it() {
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&calls);
-    // Three tasks of 30 ms side by side: the run lasts about 30 ms.
-    let later: Later = Some((
-        Duration::from_millis(10),
-        Box::new(move || seen.lock().expect("lock").push(Instant::now())),
-    ));
-    let started = Instant::now();
-    let out = schedule(3, config(3), &[], &[], &[1, 2, 3], &[], None, later);
-    assert_eq!(out.finished().len(), 3);
-    let calls = calls.lock().expect("lock").clone();
-    assert_eq!(calls.len(), 1, "called {} times", calls.len());
-    assert!(calls[0] >= started + Duration::from_millis(10));
-
-    // A run that ends before the delay never makes the call.
-    let never = Arc::new(Mutex::new(0));
-    let count = Arc::clone(&never);
-    let later: Later = Some((
-        Duration::from_secs(60),
-        Box::new(move || *count.lock().expect("lock") += 1),
-    ));
-    let out = schedule(2, config(1), &[], &[], &[], &[], None, later);
-    assert_eq!(out.finished().len(), 2);
-    assert_eq!(*never.lock().expect("lock"), 0);
 }

@@ -7,10 +7,10 @@
 //! and notices its death, all in one `poll`. The scheduler's orders wait in a mailbox the
 //! thread drains; an order can be taken back while it is still there.
 //!
-//! How many items a worker holds at once adapts to how long its items take: enough to
-//! cover about 2 ms of work (at least two, so the next item is always there
-//! when one ends, and at most [`DEPTH`]), so tiny items cost no round trip each while a
-//! worker of long items is never handed more than its next one. A worker that prints is fed
+//! How many items a worker holds at once adapts to how long its items take: one (the item
+//! it is on) until its items are measured to take less than a millisecond, then enough to
+//! cover about 2 ms of work (at most [`DEPTH`]), so tiny items cost no round trip each
+//! while an item of a millisecond or more is bound to a worker only when it is free. A worker that prints is fed
 //! one item at a time, so each print lands with the item that made it: an item's output is
 //! everything read from the worker's stdout and stderr up to its reply (the Python adapter
 //! flushes both before replying), and the next item is sent only after that. Workers that
@@ -21,16 +21,15 @@
 mod slot;
 mod spawn;
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
 use super::process::RunContext;
@@ -91,7 +90,7 @@ struct Mailbox {
 struct Shared {
     mailbox: Mutex<Mailbox>,
     /// An eventfd the thread polls; written when the mailbox changes.
-    doorbell: OwnedFd,
+    doorbell: EventFd,
     /// The item the worker is on now, and the worker's PID.
     running: Mutex<Option<(AttemptKey, u32)>>,
     /// How many orders the slot would like waiting behind its running one.
@@ -100,17 +99,13 @@ struct Shared {
 
 impl Shared {
     fn new() -> io::Result<Self> {
-        // SAFETY: eventfd takes an initial value and flags and returns a new descriptor.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let doorbell =
+            EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
         Ok(Shared {
             mailbox: Mutex::default(),
-            // SAFETY: the kernel just returned this descriptor and nobody else owns it.
-            doorbell: unsafe { OwnedFd::from_raw_fd(fd) },
+            doorbell,
             running: Mutex::new(None),
-            wants: AtomicUsize::new(1),
+            wants: AtomicUsize::new(0),
         })
     }
 
@@ -119,15 +114,7 @@ impl Shared {
     }
 
     fn ring(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own.
-        unsafe {
-            libc::write(
-                self.doorbell.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
+        let _ = self.doorbell.write(1);
     }
 }
 
@@ -241,19 +228,20 @@ impl Launcher for WorkerLauncher {
         };
         let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
         if *running == Some((key, pid)) {
-            let _ = killpg(Pid::from_raw(pid as i32), signal);
+            super::child::signal_group(pid, signal);
         }
     }
 
-    /// What the slots ask for: one for workers of long items, up to [`DEPTH`] for tiny ones.
+    /// What the slots ask for: none for workers of items of a millisecond or more, up to
+    /// [`DEPTH`] for tiny ones.
     fn depth(&self) -> usize {
         self.slots
             .iter()
             .flatten()
             .map(|t| t.shared.wants.load(Ordering::Relaxed))
             .max()
-            .unwrap_or(1)
-            .clamp(1, DEPTH)
+            .unwrap_or(0)
+            .min(DEPTH)
     }
 }
 

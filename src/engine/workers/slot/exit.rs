@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::{CLOSE_GRACE, Head, InFlight, STDERR_TAIL_BYTES, STDERR_TAIL_LINES, Slot, Worker};
+use super::{CLOSE_GRACE, Head, InFlight, Slot, Worker};
+use crate::engine::child::{STDERR_TAIL_BYTES, STDERR_TAIL_LINES};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::workers::WorkerContext;
 use crate::event::{AttemptRecord, Outcome, Stream, WorkerChange};
@@ -87,24 +88,11 @@ impl Slot<'_> {
         let usage = usage_since(&mut w);
         // Processes it started and left behind go with it (its group outlives it until
         // it is reaped).
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(w.process.pid as i32),
-            Signal::SIGKILL,
-        );
-        let status = w.process.reap();
+        w.process.signal(Signal::SIGKILL);
         let at = self.ctx.run.clock.now();
-        let outcome = match status {
-            Ok(s) if libc::WIFEXITED(s) => Outcome::Exited {
-                code: libc::WEXITSTATUS(s),
-            },
-            Ok(s) if libc::WIFSIGNALED(s) => Outcome::Signaled {
-                signal: libc::WTERMSIG(s),
-            },
-            Ok(s) => Outcome::Exited { code: s },
-            Err(e) => Outcome::Error {
-                error: format!("lost track of the worker: {e}"),
-            },
-        };
+        let outcome = w.process.reap().unwrap_or_else(|e| Outcome::Error {
+            error: format!("lost track of the worker: {e}"),
+        });
         let pid = w.process.pid;
         let head = w.in_flight.pop_front();
         let unstarted: Vec<AttemptOrder> = w.in_flight.drain(..).map(|f| f.order).collect();

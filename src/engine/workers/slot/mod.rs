@@ -6,8 +6,7 @@ mod exit;
 mod replies;
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -23,8 +22,11 @@ use crate::worker::WorkerProgram;
 use crate::worker::protocol;
 use exit::captures;
 
-/// A worker holds about this much work ahead of the item it is on.
+/// A worker of tiny items holds about this much work ahead of the item it is on.
 pub(super) const AHEAD: Duration = Duration::from_millis(2);
+
+/// Items are sent ahead only to a worker whose items take less than this on average.
+const PREFETCH_BELOW: Duration = Duration::from_millis(1);
 
 /// How long a worker may take to exit after EOF on its items pipe (recycled, or at the end
 /// of the run) before it is killed.
@@ -42,10 +44,6 @@ pub(super) const NO_PIDFD_POLL: Duration = Duration::from_millis(50);
 
 /// Bytes of a bad reply shown in the error.
 const EXCERPT: usize = 200;
-
-/// Lines, and at most bytes, of stderr kept with a failed item for error reports.
-const STDERR_TAIL_LINES: usize = 20;
-const STDERR_TAIL_BYTES: usize = 4096;
 
 /// An item handed to the worker and not answered yet.
 struct InFlight {
@@ -120,11 +118,7 @@ pub(super) fn run(
     replies: &Sender<LaunchMsg>,
 ) {
     if let Some(core) = core {
-        // The worker inherits the spawning thread's affinity.
-        let mut set = nix::sched::CpuSet::new();
-        if set.set(core).is_ok() {
-            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
-        }
+        crate::engine::child::pin_this_thread(core);
     }
     let mut s = Slot {
         slot,
@@ -320,24 +314,19 @@ impl Slot<'_> {
                 w.outgoing.clear();
                 break;
             };
-            // SAFETY: writes from a valid buffer of the given length to a descriptor we own.
-            let n = unsafe {
-                libc::write(fd.as_raw_fd(), w.outgoing.as_ptr().cast(), w.outgoing.len())
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => return,
-                    // The worker closed its fd 3; its exit will be noticed.
-                    _ => {
-                        w.outgoing.clear();
-                        w.process.items = None;
-                        return;
-                    }
+            match nix::unistd::write(fd, &w.outgoing) {
+                Ok(n) => {
+                    w.outgoing.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return,
+                // The worker closed its fd 3; its exit will be noticed.
+                Err(_) => {
+                    w.outgoing.clear();
+                    w.process.items = None;
+                    return;
                 }
             }
-            w.outgoing.drain(..n as usize);
         }
         if w.leaving.is_some() {
             w.process.items = None;
@@ -346,53 +335,41 @@ impl Slot<'_> {
 
     /// Block until something happens, then deal with it.
     fn wait_and_handle(&mut self) {
-        let doorbell = self.shared.doorbell.as_raw_fd();
-        let mut fds = vec![pollfd(doorbell, libc::POLLIN)];
-        if let Some(w) = &self.worker {
-            let p = &w.process;
-            for fd in [&p.replies, &p.output[0], &p.output[1], &p.pidfd]
-                .into_iter()
-                .flatten()
-            {
-                fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
+        use nix::poll::PollFlags;
+        // What is polled, in this order: the doorbell, then the worker's replies, stdout,
+        // stderr and pidfd, then its items pipe while items wait to be written.
+        let mut ready = [false; 6];
+        {
+            let mut fds = vec![(self.shared.doorbell.as_fd(), PollFlags::POLLIN)];
+            let mut index = [None; 6];
+            if let Some(w) = &self.worker {
+                let p = &w.process;
+                let items = p.items.as_ref().filter(|_| !w.outgoing.is_empty());
+                let watched = [&p.replies, &p.output[0], &p.output[1], &p.pidfd];
+                for (i, fd) in watched.into_iter().enumerate() {
+                    if let Some(fd) = fd {
+                        index[i + 1] = Some(fds.len());
+                        fds.push((fd.as_fd(), PollFlags::POLLIN));
+                    }
+                }
+                if let Some(fd) = items {
+                    index[5] = Some(fds.len());
+                    fds.push((fd.as_fd(), PollFlags::POLLOUT));
+                }
             }
-            if let (Some(fd), false) = (&p.items, w.outgoing.is_empty()) {
-                fds.push(pollfd(fd.as_raw_fd(), libc::POLLOUT));
+            let deadline = self.worker.as_ref().and_then(next_deadline);
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let polled = crate::engine::child::poll(&fds, timeout);
+            ready[0] = polled[0];
+            for (r, i) in ready.iter_mut().zip(index).skip(1) {
+                *r = i.is_some_and(|i| polled[i]);
             }
         }
-        let deadline = self.worker.as_ref().and_then(next_deadline);
-        let timeout = deadline.map_or(-1, |d| {
-            // Rounded up, so that the deadline has passed when poll returns.
-            i32::try_from(d.saturating_duration_since(Instant::now()).as_millis() + 1)
-                .unwrap_or(i32::MAX)
-        });
-        // SAFETY: `fds` is a valid array of pollfd of the given length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
         self.enforce_deadlines();
-        if n <= 0 {
-            if let Some(w) = &mut self.worker
-                && w.process.pidfd.is_none()
-                && w.process.has_exited()
-            {
-                self.worker_exited();
-            }
-            return;
+        if ready[0] {
+            let _ = self.shared.doorbell.read();
         }
-        let ready = |fd: Option<&OwnedFd>| {
-            fd.is_some_and(|fd| fds.iter().any(|p| p.fd == fd.as_raw_fd() && p.revents != 0))
-        };
-        if fds[0].revents != 0 {
-            let mut count = [0u8; 8];
-            // SAFETY: reads 8 bytes into a valid buffer from the eventfd we own.
-            unsafe { libc::read(doorbell, count.as_mut_ptr().cast(), count.len()) };
-        }
-        let Some(w) = &self.worker else { return };
-        let (replies, out, err, pidfd) = (
-            ready(w.process.replies.as_ref()),
-            ready(w.process.output[0].as_ref()),
-            ready(w.process.output[1].as_ref()),
-            ready(w.process.pidfd.as_ref()),
-        );
+        let [_, replies, out, err, pidfd, _] = ready;
         if out {
             self.read_output(0);
         }
@@ -402,7 +379,7 @@ impl Slot<'_> {
         if replies {
             self.read_replies(false);
         }
-        let exited = match &mut self.worker {
+        let exited = match &self.worker {
             Some(w) if w.process.pidfd.is_none() => w.process.has_exited(),
             Some(_) => pidfd,
             None => false,
@@ -488,19 +465,13 @@ fn next_deadline(w: &Worker) -> Option<Instant> {
 }
 
 /// How many items a worker should hold, counting the one it is on, given its average item
-/// time and whether it may print.
+/// time and whether it may print: one, unless its items take less than [`PREFETCH_BELOW`]
+/// (then about [`AHEAD`] of work), so that no item waits behind another while a slot is
+/// free.
 fn window(item_secs: f64, may_print: bool) -> usize {
-    if may_print {
+    if may_print || item_secs >= PREFETCH_BELOW.as_secs_f64() {
         return 1;
     }
     let ahead = (AHEAD.as_secs_f64() / item_secs.max(1e-7)).ceil() as usize;
     ahead.clamp(2, DEPTH + 1)
-}
-
-fn pollfd(fd: i32, events: i16) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
 }

@@ -1,8 +1,7 @@
 //! A slot's worker talking: its replies on fd 4, and its stdout and stderr, which belong to
 //! the item it is on.
 
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -227,18 +226,12 @@ pub(super) enum Read {
 
 pub(super) fn read_some(fd: &OwnedFd, buf: &mut [u8]) -> Read {
     loop {
-        // SAFETY: reads into a valid buffer of the given length from a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            return Read::Bytes(n as usize);
-        }
-        if n == 0 {
-            return Read::Eof;
-        }
-        match io::Error::last_os_error().kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Read::NotNow,
-            _ => return Read::Eof,
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Read::Eof,
+            Ok(n) => return Read::Bytes(n),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => return Read::NotNow,
+            Err(_) => return Read::Eof,
         }
     }
 }
