@@ -158,7 +158,7 @@ impl Capture {
             return;
         }
         if let FileState::NotYet = self.file {
-            self.file = create(&self.path()).map_or(FileState::Failed, FileState::Open);
+            self.file = File::create(self.path()).map_or(FileState::Failed, FileState::Open);
         }
         if let FileState::Open(file) = &mut self.file
             && file.write_all(keep).is_err()
@@ -182,20 +182,6 @@ impl Capture {
             let _ = file.write_all(note.as_bytes());
         }
         total
-    }
-}
-
-/// Create the file at `path`, and its folder if that is missing (a run's `outputs/` folder
-/// is made by the first output file that needs it).
-fn create(path: &Path) -> std::io::Result<File> {
-    match File::create(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(folder) = path.parent() {
-                crate::record::rundir::make_folder(folder)?;
-            }
-            File::create(path)
-        }
-        other => other,
     }
 }
 
@@ -242,22 +228,6 @@ mod tests {
         let cap = Capture::new(&path, 10);
         assert_eq!(cap.finish(), 0);
         assert!(!path.exists());
-        Ok(())
-    }
-
-    #[test]
-    fn an_output_file_makes_its_missing_folder() -> std::io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let first = dir.path().join("outputs").join("1.out");
-        create(&first)?.write_all(b"one")?;
-        create(&dir.path().join("outputs").join("2.err"))?.write_all(b"two")?;
-        assert_eq!(std::fs::read_to_string(&first)?, "one");
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("outputs").join("2.err"))?,
-            "two"
-        );
-        // Only the file's own folder is made, never a run directory that is gone.
-        assert!(create(&dir.path().join("gone").join("outputs").join("3.out")).is_err());
         Ok(())
     }
 }

@@ -38,23 +38,7 @@ pub fn latest_run(root: &Path) -> Option<PathBuf> {
 /// The folder of a run directory that holds what the tasks printed.
 pub const OUTPUTS: &str = "outputs";
 
-/// Create the run directory `dir`. Its `outputs/` folder follows a moment later (see
-/// [`make_outputs`]): a run's first tasks start without waiting for it.
+/// Create the run directory `dir` and its `outputs/` folder.
 pub fn create(dir: &Path) -> io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-/// Create the `outputs/` folder of the run directory `dir`, if it is not there yet. The
-/// first output file of a run makes it, or, for a run whose tasks print nothing, the run
-/// one sampling period in, and at the latest its end.
-pub fn make_outputs(dir: &Path) -> io::Result<()> {
-    make_folder(&dir.join(OUTPUTS))
-}
-
-/// Create the folder `path` (not its parents) unless it exists.
-pub fn make_folder(path: &Path) -> io::Result<()> {
-    match fs::create_dir(path) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-        _ => Ok(()),
-    }
+    fs::create_dir_all(dir.join(OUTPUTS))
 }
