@@ -210,8 +210,7 @@ fn the_guardian_holds_none_of_poolscopes_files() {
     let pid = child.id() as i32;
     let mine = open_files(pid);
     let its = open_files(guardian);
-    // SAFETY: getpgid only reads a process's group.
-    let pgid = |p: i32| unsafe { libc::getpgid(p) };
+    let pgid = |p: i32| nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(p))).ok();
     let (own_group, poolscope_group) = (pgid(guardian), pgid(pid));
     signal(child.id(), libc::SIGKILL);
     let _ = child.wait();
@@ -225,7 +224,8 @@ fn the_guardian_holds_none_of_poolscopes_files() {
     assert_eq!(shared.len(), 2, "guardian {its:?}, poolscope {mine:?}");
     assert!(its.contains(&"/dev/null".to_string()), "{its:?}");
     assert_eq!(
-        own_group, guardian,
+        own_group,
+        Some(nix::unistd::Pid::from_raw(guardian)),
         "the guardian leads its own process group"
     );
     assert_ne!(own_group, poolscope_group);

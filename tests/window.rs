@@ -54,8 +54,10 @@ impl Xvfb {
 impl Drop for Xvfb {
     fn drop(&mut self) {
         // SIGTERM, so that the server removes its lock and socket on the way out.
-        // SAFETY: kill sends a signal to our own child; it touches no memory.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         if !wait_for(Duration::from_secs(5), || {
             self.child.try_wait().is_ok_and(|s| s.is_some())
         }) {

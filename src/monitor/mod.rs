@@ -73,11 +73,8 @@ impl Drop for Monitor {
 
 /// Number of online cores (what sysinfo reports per core, without parsing `/proc/stat`).
 pub fn core_count() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(online)
-        .ok()
-        .filter(|&n| n > 0)
+    placement::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .and_then(|n| usize::try_from(n).ok())
         .unwrap_or_else(crate::config::logical_cpus)
 }
 

@@ -249,16 +249,18 @@ fn children(pid: u32) -> Vec<u32> {
 
 /// Bytes per memory page.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
+    sysconf(nix::unistd::SysconfVar::PAGE_SIZE).unwrap_or(4096)
 }
 
 /// Clock ticks per second, the unit of `stat`'s CPU times.
 pub fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz > 0 { hz as f64 } else { 100.0 }
+    sysconf(nix::unistd::SysconfVar::CLK_TCK).map_or(100.0, |hz| hz as f64)
+}
+
+/// A positive system setting, if the system has it.
+pub(crate) fn sysconf(var: nix::unistd::SysconfVar) -> Option<u64> {
+    let value = nix::unistd::sysconf(var).ok().flatten()?;
+    u64::try_from(value).ok().filter(|&v| v > 0)
 }
 
 #[cfg(test)]

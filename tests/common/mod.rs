@@ -74,9 +74,8 @@ pub fn alive(pid: i32) -> bool {
 
 /// Send a signal to a process.
 pub fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid as i32, sig);
+    if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
     }
 }
 
