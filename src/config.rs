@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What the pool does after a task fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Halt {
     /// Keep going; run every task.
     #[default]
@@ -18,9 +18,28 @@ pub enum Halt {
     Now,
 }
 
+impl std::str::FromStr for Halt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "never" => Ok(Halt::Never),
+            "soon" => Ok(Halt::Soon),
+            "now" => Ok(Halt::Now),
+            _ => Err(format!("`{s}` is not a halt mode; use never, soon or now")),
+        }
+    }
+}
+
+impl TryFrom<String> for Halt {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
 /// The order in which tasks start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum Order {
     /// As the task directory lists them.
     #[default]
@@ -29,15 +48,56 @@ pub enum Order {
     LongestFirst,
 }
 
-/// Pool settings that may each be unset; later sources override earlier ones.
-#[derive(Debug, Clone, Default, PartialEq)]
+impl std::str::FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "listed" => Ok(Order::Listed),
+            "longest-first" => Ok(Order::LongestFirst),
+            _ => Err(format!(
+                "`{s}` is not an order; use listed or longest-first"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for Order {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// The pool's settings, each of which may be unset: the one schema of the manifest's
+/// `[pool]` table (serde) and of the command line's pool flags (clap). Later sources
+/// override earlier ones ([`PoolSettings::or`]); [`PoolSettings::resolve`] fills in the
+/// defaults. A new setting is a field here and in [`PoolConfig`], and a widget in the
+/// app's pool form.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
 pub struct PoolSettings {
+    /// Worker slots. On the command line it is `run`'s `-j/--workers` (bench takes a list).
+    #[arg(skip)]
+    #[serde(default, deserialize_with = "at_least_one")]
     pub workers: Option<usize>,
+    /// Per-attempt time limit, e.g. 30s, 2m.
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "human_duration")]
     pub timeout: Option<Duration>,
+    /// Extra attempts after a failure.
+    #[arg(long)]
     pub retries: Option<u32>,
+    /// After a failure: never, soon (start nothing new) or now (also kill running tasks).
+    #[arg(long, value_parser = str::parse::<Halt>)]
     pub halt: Option<Halt>,
+    /// listed, or longest-first (by the durations of the previous run).
+    #[arg(long, value_parser = str::parse::<Order>)]
     pub order: Option<Order>,
+    /// Pin worker slot i to core i mod ncores.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub pin: Option<bool>,
+    /// Persistent workers: recycle a worker after this many tasks (0 = never).
+    #[arg(long)]
     pub max_tasks_per_worker: Option<u32>,
 }
 
@@ -67,6 +127,34 @@ impl PoolSettings {
             max_tasks_per_worker: self.max_tasks_per_worker.unwrap_or(0),
         }
     }
+}
+
+/// A worker count of at least one.
+fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    match usize::deserialize(d)? {
+        0 => Err(serde::de::Error::custom("`workers` must be at least 1")),
+        n => Ok(Some(n)),
+    }
+}
+
+/// An optional duration, as [`duration_of_toml`] reads it.
+fn human_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration_of_toml(d).map(Some)
+}
+
+/// A duration written as a number of seconds or as text such as `"30s"`.
+pub fn duration_of_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Secs(s) => s.to_string(),
+        Raw::Text(t) => t,
+    };
+    parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// The configuration a run uses.

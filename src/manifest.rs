@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::config::{self, Halt, Order, PoolSettings};
+use crate::config::{self, PoolSettings};
 
 /// The manifest as written.
 #[derive(Debug, Deserialize)]
@@ -14,7 +14,7 @@ use crate::config::{self, Halt, Order, PoolSettings};
 pub struct Manifest {
     pub name: Option<String>,
     #[serde(default)]
-    pub pool: PoolTable,
+    pub pool: PoolSettings,
     #[serde(default)]
     pub task: Vec<Spanned<TaskTable>>,
     pub each: Option<Spanned<EachTable>>,
@@ -39,33 +39,6 @@ pub struct WorkerTable {
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-}
-
-/// `[pool]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolTable {
-    pub workers: Option<Spanned<usize>>,
-    pub timeout: Option<HumanDuration>,
-    pub retries: Option<u32>,
-    pub halt: Option<Halt>,
-    pub order: Option<Order>,
-    pub pin: Option<bool>,
-    pub max_tasks_per_worker: Option<u32>,
-}
-
-impl PoolTable {
-    pub fn settings(&self) -> PoolSettings {
-        PoolSettings {
-            workers: self.workers.as_ref().map(|w| *w.get_ref()),
-            timeout: self.timeout.map(|d| d.0),
-            retries: self.retries,
-            halt: self.halt,
-            order: self.order,
-            pin: self.pin,
-            max_tasks_per_worker: self.max_tasks_per_worker,
-        }
-    }
 }
 
 /// `[[task]]`: one task listed by hand.
@@ -143,18 +116,6 @@ pub struct HumanDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(f64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            Raw::Secs(s) => s.to_string(),
-            Raw::Text(t) => t,
-        };
-        config::parse_duration(&text)
-            .map(HumanDuration)
-            .map_err(serde::de::Error::custom)
+        config::duration_of_toml(d).map(HumanDuration)
     }
 }

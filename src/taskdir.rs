@@ -126,15 +126,7 @@ fn from_manifest(
         )
     })?;
     let at = |offset: usize, msg: String| LoadError::at(path.clone(), &text, offset, msg);
-    if let Some(w) = &manifest.pool.workers
-        && *w.get_ref() == 0
-    {
-        return Err(at(
-            w.span().start,
-            "`workers` must be at least 1".to_string(),
-        ));
-    }
-    let mut pool = manifest.pool.settings();
+    let mut pool = manifest.pool.clone();
     let worker = match &manifest.worker {
         None => None,
         Some(table) => {

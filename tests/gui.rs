@@ -56,10 +56,10 @@ fn load_configure_run_and_read_the_panels() {
     // The load report lists the tasks with their expanded commands.
     h.get_by_label("$ echo 'config file not found' >&2; exit 3");
     // The form is prefilled from the manifest; change the worker count.
-    assert_eq!(h.state().form().workers, 3);
+    assert_eq!(h.state().form().config.workers, 3);
     h.get_by_label("Workers").set_value_accesskit(2.0);
     h.run();
-    assert_eq!(h.state().form().workers, 2);
+    assert_eq!(h.state().form().config.workers, 2);
     h.get_by_label("▶ Run").click();
     // A live run keeps repainting: step frames rather than wait for the ui to settle.
     h.run_steps(2);

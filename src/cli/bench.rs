@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Failure, PoolRest, exit, parse_size, report};
+use super::{Failure, exit, parse_size, report};
 use crate::bench::{self, Plan, Progress, export};
+use crate::config::PoolSettings;
 use crate::human::seconds;
 use crate::record::rundir;
 use crate::taskdir;
@@ -25,7 +26,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub warmup: u64,
     #[command(flatten)]
-    pub pool: PoolRest,
+    pub pool: PoolSettings,
     /// Record the runs and bench.json here instead of DIR/.poolscope/bench/<time>/.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -50,7 +51,7 @@ fn worker_list(text: &str) -> Result<WorkerList, String> {
 
 pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
-    let config = args.pool.settings().or(&dir.pool).resolve();
+    let config = args.pool.or(&dir.pool).resolve();
     let workers = args.workers.clone().map(|w| w.0).unwrap_or_else(|| {
         let mut w = vec![1, crate::monitor::core_count()];
         w.dedup();

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Halt, Order, PoolSettings};
+use crate::config::PoolSettings;
 
 /// Exit codes (DESIGN §7).
 pub mod exit {
@@ -87,71 +87,15 @@ pub struct PoolArgs {
     #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub workers: Option<u64>,
     #[command(flatten)]
-    pub rest: PoolRest,
-}
-
-/// Every `[pool]` flag but the worker count (which `bench` takes as a list).
-#[derive(Debug, Args, Default)]
-pub struct PoolRest {
-    /// Per-attempt time limit, e.g. 30s, 2m.
-    #[arg(long, value_parser = crate::config::parse_duration)]
-    pub timeout: Option<std::time::Duration>,
-    /// Extra attempts after a failure.
-    #[arg(long)]
-    pub retries: Option<u32>,
-    /// After a failure: never, soon (start nothing new) or now (also kill running tasks).
-    #[arg(long, value_parser = parse_halt)]
-    pub halt: Option<Halt>,
-    /// listed, or longest-first (by the durations of the previous run).
-    #[arg(long, value_parser = parse_order)]
-    pub order: Option<Order>,
-    /// Pin worker slot i to core i mod ncores.
-    #[arg(long)]
-    pub pin: bool,
-    /// Persistent workers: recycle a worker after this many tasks (0 = never).
-    #[arg(long)]
-    pub max_tasks_per_worker: Option<u32>,
+    pub rest: PoolSettings,
 }
 
 impl PoolArgs {
     pub fn settings(&self) -> PoolSettings {
         PoolSettings {
             workers: self.workers.map(|w| w as usize),
-            ..self.rest.settings()
+            ..self.rest.clone()
         }
-    }
-}
-
-impl PoolRest {
-    pub fn settings(&self) -> PoolSettings {
-        PoolSettings {
-            workers: None,
-            timeout: self.timeout,
-            retries: self.retries,
-            halt: self.halt,
-            order: self.order,
-            pin: self.pin.then_some(true),
-            max_tasks_per_worker: self.max_tasks_per_worker,
-        }
-    }
-}
-
-fn parse_halt(s: &str) -> Result<Halt, String> {
-    match s {
-        "never" => Ok(Halt::Never),
-        "soon" => Ok(Halt::Soon),
-        "now" => Ok(Halt::Now),
-        _ => Err(format!("`{s}` is not a halt mode; use never, soon or now")),
-    }
-}
-
-fn parse_order(s: &str) -> Result<Order, String> {
-    match s {
-        "listed" => Ok(Order::Listed),
-        "longest-first" => Ok(Order::LongestFirst),
-        _ => Err(format!(
-            "`{s}` is not an order; use listed or longest-first"
-        )),
     }
 }
 

@@ -6,33 +6,24 @@ use egui::Ui;
 use super::Command;
 use crate::config::{self, Halt, Order, PoolConfig, PoolSettings};
 
-/// The form's fields as the user edits them.
+/// The form's fields as the user edits them: the configuration itself, but for the time
+/// limit, which is edited as text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolForm {
-    pub workers: usize,
+    pub config: PoolConfig,
     /// A duration such as `30s`; empty for none.
     pub timeout: String,
-    pub retries: u32,
-    pub halt: Halt,
-    pub order: Order,
-    pub pin: bool,
-    pub max_tasks_per_worker: u32,
 }
 
 impl PoolForm {
     /// The form for a directory whose manifest says `settings`.
     pub fn from_settings(settings: &PoolSettings) -> Self {
-        let c = settings.resolve();
+        let config = settings.resolve();
         PoolForm {
-            workers: c.workers,
-            timeout: c
+            timeout: config
                 .timeout
                 .map_or_else(String::new, |t| humantime::format_duration(t).to_string()),
-            retries: c.retries,
-            halt: c.halt,
-            order: c.order,
-            pin: c.pin,
-            max_tasks_per_worker: c.max_tasks_per_worker,
+            config,
         }
     }
 
@@ -43,13 +34,9 @@ impl PoolForm {
             t => Some(config::parse_duration(t)?),
         };
         Ok(PoolConfig {
-            workers: self.workers.max(1),
+            workers: self.config.workers.max(1),
             timeout,
-            retries: self.retries,
-            halt: self.halt,
-            order: self.order,
-            pin: self.pin,
-            max_tasks_per_worker: self.max_tasks_per_worker,
+            ..self.config.clone()
         })
     }
 
@@ -94,7 +81,7 @@ impl PoolForm {
 
     fn fields(&mut self, ui: &mut Ui) {
         let label = ui.label("Workers");
-        ui.add(egui::DragValue::new(&mut self.workers).range(1..=1024))
+        ui.add(egui::DragValue::new(&mut self.config.workers).range(1..=1024))
             .labelled_by(label.id);
         ui.end_row();
 
@@ -108,17 +95,17 @@ impl PoolForm {
         ui.end_row();
 
         let label = ui.label("Retries");
-        ui.add(egui::DragValue::new(&mut self.retries).range(0..=100))
+        ui.add(egui::DragValue::new(&mut self.config.retries).range(0..=100))
             .labelled_by(label.id);
         ui.end_row();
 
         let label = ui.label("Halt");
         egui::ComboBox::from_id_salt("halt")
-            .selected_text(format!("{:?}", self.halt).to_lowercase())
+            .selected_text(format!("{:?}", self.config.halt).to_lowercase())
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.halt, Halt::Never, "never");
-                ui.selectable_value(&mut self.halt, Halt::Soon, "soon");
-                ui.selectable_value(&mut self.halt, Halt::Now, "now");
+                ui.selectable_value(&mut self.config.halt, Halt::Never, "never");
+                ui.selectable_value(&mut self.config.halt, Halt::Soon, "soon");
+                ui.selectable_value(&mut self.config.halt, Halt::Now, "now");
             })
             .response
             .labelled_by(label.id);
@@ -126,24 +113,24 @@ impl PoolForm {
 
         let label = ui.label("Order");
         egui::ComboBox::from_id_salt("order")
-            .selected_text(match self.order {
+            .selected_text(match self.config.order {
                 Order::Listed => "listed",
                 Order::LongestFirst => "longest-first",
             })
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.order, Order::Listed, "listed");
-                ui.selectable_value(&mut self.order, Order::LongestFirst, "longest-first");
+                ui.selectable_value(&mut self.config.order, Order::Listed, "listed");
+                ui.selectable_value(&mut self.config.order, Order::LongestFirst, "longest-first");
             })
             .response
             .labelled_by(label.id);
         ui.end_row();
 
         ui.label("");
-        ui.checkbox(&mut self.pin, "Pin slots to cores");
+        ui.checkbox(&mut self.config.pin, "Pin slots to cores");
         ui.end_row();
 
         let label = ui.label("Max tasks per worker");
-        ui.add(egui::DragValue::new(&mut self.max_tasks_per_worker).range(0..=1_000_000))
+        ui.add(egui::DragValue::new(&mut self.config.max_tasks_per_worker).range(0..=1_000_000))
             .labelled_by(label.id)
             .on_hover_text("Persistent workers only; 0 = never recycle");
         ui.end_row();
