@@ -94,7 +94,7 @@ pub struct PoolSettings {
     #[arg(long, value_parser = str::parse::<Order>)]
     pub order: Option<Order>,
     /// Pin worker slot i to core i mod ncores.
-    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub pin: Option<bool>,
     /// Persistent workers: recycle a worker after this many tasks (0 = never).
     #[arg(long)]

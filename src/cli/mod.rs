@@ -223,6 +223,30 @@ mod tests {
     }
 
     #[test]
+    fn pool_flags_parse_into_the_pool_settings() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args) {
+            Ok(Cli {
+                command: Some(Command::Run(a)),
+                ..
+            }) => Ok((a.dir, a.pool.settings())),
+            Ok(_) => Err("not run".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let (dir, s) = parse(&["poolscope", "run", "--pin", "tasks", "-j", "3"]).expect("parses");
+        assert_eq!(dir, PathBuf::from("tasks"));
+        assert_eq!((s.pin, s.workers), (Some(true), Some(3)));
+        let (_, s) =
+            parse(&["poolscope", "run", "tasks", "--pin=false", "--halt", "soon"]).expect("parses");
+        assert_eq!(s.pin, Some(false));
+        assert_eq!(s.halt, Some(crate::config::Halt::Soon));
+        let (_, s) = parse(&["poolscope", "run", "tasks", "--timeout", "2m"]).expect("parses");
+        assert_eq!(s.timeout, Some(std::time::Duration::from_secs(120)));
+        assert_eq!(s.pin, None);
+        let bad = parse(&["poolscope", "run", "tasks", "--order", "random"]);
+        assert!(bad.is_err_and(|e| e.contains("not an order")));
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("100MiB"), Ok(100 << 20));
         assert_eq!(parse_size("4096"), Ok(4096));
