@@ -25,9 +25,10 @@ pub struct Joblog {
 }
 
 impl Joblog {
-    /// Open for appending, ending a torn last line (a run killed mid-write) so that new
-    /// lines start clean, and writing the header if the file is empty. A missing file is
-    /// created later, in a folder that must be writable now.
+    /// Open for appending, cutting off a torn last line (a run killed mid-write: its
+    /// task runs again on `--resume`) so that new lines start clean, and writing the
+    /// header if the file is empty. A missing file is created later, in a folder that
+    /// must be writable now.
     pub fn open(path: &Path) -> io::Result<Self> {
         let opened = OpenOptions::new().append(true).read(true).open(path);
         let mut file = match opened {
@@ -43,15 +44,14 @@ impl Joblog {
             }
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
+        let whole = whole_lines(&file, len)?;
+        if whole < len {
+            file.set_len(whole)?;
+            len = whole;
+        }
         if len == 0 {
             file.write_all(HEADER.as_bytes())?;
-        } else {
-            let mut last = [0u8; 1];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n")?;
-            }
         }
         Ok(Joblog {
             out: Batched::to_file(path.to_path_buf(), file),
@@ -86,6 +86,22 @@ impl Joblog {
             self.out.buffer().extend_from_slice(HEADER.as_bytes());
         }
     }
+}
+
+/// How many of the first `len` bytes of `file` are whole lines: up to its last newline.
+fn whole_lines(file: &std::fs::File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, part, start)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// One joblog line.
@@ -138,7 +154,8 @@ fn push_millis(out: &mut String, ms: i64, width: usize) {
 }
 
 /// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.
-/// A missing file has none; a torn last line is ignored.
+/// A missing file has none; a last line without its newline (a run killed mid-write) is
+/// ignored.
 pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -146,7 +163,10 @@ pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
         Err(e) => return Err(e),
     };
     let mut done = BTreeSet::new();
-    for line in text.lines().skip(1) {
+    for line in text.split_inclusive('\n').skip(1) {
+        let Some(line) = line.strip_suffix('\n') else {
+            continue;
+        };
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() < 9 {
             continue;
@@ -232,7 +252,7 @@ mod tests {
         )?;
         drop(log);
         let mut f = OpenOptions::new().append(true).open(&path)?;
-        f.write_all(b"4\t:\t1.0")?;
+        f.write_all(b"4\t:\t1.0\t     1.000\t0\t0\t0\t0\tcomm")?;
         assert_eq!(succeeded(&path)?, BTreeSet::from([1]));
         let mut log = Joblog::open(&path)?;
         log.append(&record(5, Outcome::Exited { code: 0 }, None), 0.0, "e")?;
@@ -245,6 +265,8 @@ mod tests {
         assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.matches("Seq\t").count(), 1);
+        assert!(!text.contains("comm"), "the torn line is cut off: {text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
         Ok(())
     }
 
