@@ -2,7 +2,8 @@
 //! (written at once, or with the others that finished back to back); and reading one back
 //! for `--resume`.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
@@ -120,15 +121,19 @@ pub fn line(record: &AttemptRecord, run_start_epoch: f64, command: &str) -> Stri
         "\t0\t{}\t{}\t{}\t",
         record.stdout_bytes, exitval, signal
     );
-    out.extend(command.chars().map(|c| {
-        if c == '\t' || c == '\n' || c == '\r' {
-            ' '
-        } else {
-            c
-        }
-    }));
+    out.push_str(&command_column(command));
     out.push('\n');
     out
+}
+
+/// What the Command column holds for `command`: its tabs and line breaks as spaces.
+pub fn command_column(command: &str) -> Cow<'_, str> {
+    let breaks = |c: char| c == '\t' || c == '\n' || c == '\r';
+    if command.contains(breaks) {
+        Cow::Owned(command.replace(breaks, " "))
+    } else {
+        Cow::Borrowed(command)
+    }
 }
 
 /// Seconds as whole milliseconds, rounded.
@@ -153,21 +158,26 @@ fn push_millis(out: &mut String, ms: i64, width: usize) {
     let _ = write!(out, "{whole}.{:03}", ms % 1000);
 }
 
-/// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.
-/// A missing file has none; a last line without its newline (a run killed mid-write) is
-/// ignored.
-pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
+/// The successful lines (Exitval 0, Signal 0) of the joblog at `path`, as their Seq and
+/// Command, each pair once, in the order written. A missing file has none; a last line
+/// without its newline (a run killed mid-write) is ignored.
+pub fn successes(path: &Path) -> io::Result<Vec<(usize, String)>> {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut done = BTreeSet::new();
+    let mut seen = HashSet::new();
+    let mut done = Vec::new();
     for line in text.split_inclusive('\n').skip(1) {
         let Some(line) = line.strip_suffix('\n') else {
             continue;
         };
-        let cols: Vec<&str> = line.split('\t').collect();
+        let cols: Vec<&str> = line
+            .strip_suffix('\r')
+            .unwrap_or(line)
+            .splitn(9, '\t')
+            .collect();
         if cols.len() < 9 {
             continue;
         }
@@ -178,8 +188,8 @@ pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
         ) else {
             continue;
         };
-        if exitval == 0 && signal == 0 {
-            done.insert(seq);
+        if exitval == 0 && signal == 0 && seen.insert((seq, cols[8])) {
+            done.push((seq, cols[8].to_string()));
         }
     }
     Ok(done)
@@ -253,20 +263,34 @@ mod tests {
         drop(log);
         let mut f = OpenOptions::new().append(true).open(&path)?;
         f.write_all(b"4\t:\t1.0\t     1.000\t0\t0\t0\t0\tcomm")?;
-        assert_eq!(succeeded(&path)?, BTreeSet::from([1]));
+        let ok = |pairs: &[(usize, &str)]| -> Vec<(usize, String)> {
+            pairs.iter().map(|(n, c)| (*n, c.to_string())).collect()
+        };
+        assert_eq!(successes(&path)?, ok(&[(1, "a")]), "a torn line is not one");
         let mut log = Joblog::open(&path)?;
-        log.append(&record(5, Outcome::Exited { code: 0 }, None), 0.0, "e")?;
+        log.append(
+            &record(5, Outcome::Exited { code: 0 }, None),
+            0.0,
+            "e\tf\ng",
+        )?;
         assert_eq!(
-            succeeded(&path)?,
-            BTreeSet::from([1]),
+            successes(&path)?,
+            ok(&[(1, "a")]),
             "not written before a flush"
         );
         log.flush()?;
-        assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a")?;
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a2")?;
+        log.flush()?;
+        assert_eq!(
+            successes(&path)?,
+            ok(&[(1, "a"), (5, "e f g"), (1, "a2")]),
+            "each pair once, the command as written"
+        );
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.matches("Seq\t").count(), 1);
         assert!(!text.contains("comm"), "the torn line is cut off: {text}");
-        assert_eq!(text.lines().count(), 5, "{text}");
+        assert_eq!(text.lines().count(), 7, "{text}");
         Ok(())
     }
 
