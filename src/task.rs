@@ -75,6 +75,15 @@ impl Task {
         }
     }
 
+    /// Does the command hold the worker slot (`{%}`), so that it differs from slot to slot?
+    pub fn uses_slot(&self) -> bool {
+        match &self.program {
+            Program::Argv(args) => args.iter().any(|a| template::refers_to_slot(a)),
+            Program::Shell(line) => template::refers_to_slot(line),
+            Program::Literal(_) | Program::Item(_) => false,
+        }
+    }
+
     /// The command as one line for people and the joblog.
     pub fn command_line(&self, slot: Option<usize>) -> String {
         self.command_text(slot).into_owned()
@@ -125,5 +134,7 @@ mod tests {
         let t = task(Program::Shell("echo {} {#} {%}".into()), "$(x)");
         assert_eq!(t.argv(Some(2))[2], "echo '$(x)' 3 2");
         assert_eq!(t.command_line(None), "echo '$(x)' 3 {%}");
+        assert!(t.uses_slot());
+        assert!(!task(Program::Shell("echo {} {#} %".into()), "{%}").uses_slot());
     }
 }

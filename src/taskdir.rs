@@ -1,5 +1,7 @@
 //! Loading a task directory: its manifest, or the executable files it holds.
 
+mod glob;
+
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -495,12 +497,10 @@ fn each_values(
 }
 
 fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> {
-    let full = dir.root.join(pattern);
-    let full = full.to_string_lossy();
-    let paths = glob::glob(&full)
-        .map_err(|e| format!("`inputs = \"{pattern}\"` is not a valid glob: {}", e.msg))?;
+    let paths = glob::expand(&dir.root, pattern)
+        .map_err(|why| format!("`inputs = \"{pattern}\"` is not a valid glob: {why}"))?;
     let mut inputs = Vec::new();
-    for path in paths.flatten() {
+    for path in paths {
         let rel = path.strip_prefix(&dir.root).unwrap_or(&path);
         match rel.to_str() {
             Some(s) => inputs.push(s.to_string()),
@@ -518,7 +518,8 @@ fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> 
     Ok(inputs)
 }
 
-/// No manifest: every executable file, or file starting with `#!`, is a task.
+/// No manifest: every executable file, or file starting with `#!`, is a task; the records
+/// folder is not even listed.
 fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
     let io = |source| LoadError::Io {
         path: root.clone(),
@@ -528,6 +529,7 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
         .map_err(io)?
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| !p.ends_with(crate::record::rundir::RECORDS))
         .collect();
     entries.sort();
     let mut dir = TaskDir {

@@ -59,6 +59,12 @@ pub fn refers_to_input(s: &str) -> bool {
     })
 }
 
+/// Does `s` refer to the worker slot (`{%}`)?
+pub fn refers_to_slot(s: &str) -> bool {
+    s.char_indices()
+        .any(|(i, _)| token_at(&s[i..]).is_some_and(|(_, t)| t == Token::Slot))
+}
+
 /// Expand `template`, passing each substituted value through `quote`.
 fn expand_with(template: &str, values: Values<'_>, quote: fn(&str) -> String) -> String {
     let mut out = String::with_capacity(template.len() + values.input.len());

@@ -127,3 +127,91 @@ fn both_inputs_and_range_is_an_error() {
         .to_string();
     assert!(err.contains(":3:") && err.contains("keep one"), "{err}");
 }
+
+#[test]
+fn globs_follow_the_shell_braces_and_dotfiles() {
+    let dir = task_dir("[each]\ninputs = \"*.{jpg,png}\"\ncmd = [\"cat\", \"{}\"]\n");
+    for name in ["b.png", "a.jpg", "c.gif", ".d.jpg", "e.jpg"] {
+        fs::write(dir.path().join(name), "x").expect("write");
+    }
+    let loaded = taskdir::load(dir.path()).expect("loads");
+    let inputs: Vec<&str> = loaded.tasks.iter().map(|t| t.input.as_str()).collect();
+    assert_eq!(inputs, ["a.jpg", "b.png", "e.jpg"]);
+    fs::write(
+        dir.path().join("poolscope.toml"),
+        "[each]\ninputs = \"{.,}*.jpg\"\ncmd = [\"cat\", \"{}\"]\n",
+    )
+    .expect("write");
+    let loaded = taskdir::load(dir.path()).expect("loads");
+    let inputs: Vec<&str> = loaded.tasks.iter().map(|t| t.input.as_str()).collect();
+    assert_eq!(inputs, [".d.jpg", "a.jpg", "e.jpg"]);
+}
+
+#[test]
+fn a_bad_glob_is_located() {
+    let dir = task_dir("[each]\ninputs = \"photos/[a.jpg\"\ncmd = [\"cat\", \"{}\"]\n");
+    let err = taskdir::load(dir.path()).expect_err("bad glob").to_string();
+    assert!(
+        err.contains("poolscope.toml:2:10")
+            && err.contains("`inputs = \"photos/[a.jpg\"` is not a valid glob")
+            && !err.contains('\n'),
+        "{err}"
+    );
+}
+
+/// `--dry-run` of `dir`, whose load report must not mention the records folder.
+fn dry_run_without_records(dir: &std::path::Path) -> String {
+    let o = run(&["run", dir.to_str().expect("utf8"), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        !out.contains(".poolscope") && !err.contains(".poolscope"),
+        "{out}{err}"
+    );
+    out
+}
+
+#[test]
+fn the_records_folder_is_never_in_a_load_report() {
+    let dir = task_dir("[each]\ninputs = \"*\"\ncmd = [\"test\", \"-e\", \"{}\"]\n");
+    fs::write(dir.path().join(".keep"), "").expect("write");
+    fs::write(dir.path().join("a.txt"), "").expect("write");
+    let o = run(&["run", dir.path().to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.path().join(".poolscope/runs").is_dir());
+    for (pattern, listed) in [
+        ("*", &["a.txt", "poolscope.toml"][..]),
+        (".*", &[".keep"][..]),
+        ("**", &["a.txt", "poolscope.toml"][..]),
+        ("{.,}*", &[".keep", "a.txt", "poolscope.toml"][..]),
+    ] {
+        fs::write(
+            dir.path().join("poolscope.toml"),
+            format!("[each]\ninputs = \"{pattern}\"\ncmd = [\"test\", \"-e\", \"{{}}\"]\n"),
+        )
+        .expect("write");
+        let out = dry_run_without_records(dir.path());
+        assert!(
+            out.contains(&format!("{} tasks:", listed.len())),
+            "{pattern}: {out}"
+        );
+        for name in listed {
+            assert!(
+                out.contains(&format!("$ test -e {name}")),
+                "{pattern}: {out}"
+            );
+        }
+    }
+
+    let bare = tempfile::tempdir().expect("tmp");
+    script(&bare.path().join("job.sh"), "#!/bin/sh\nexit 0\n");
+    fs::write(bare.path().join(".hidden"), "").expect("write");
+    let o = run(&["run", bare.path().to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(bare.path().join(".poolscope/runs").is_dir());
+    let out = dry_run_without_records(bare.path());
+    assert!(
+        out.contains("1 tasks:") && out.contains(".hidden — hidden"),
+        "{out}"
+    );
+}

@@ -47,6 +47,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         },
     };
     let run = engine::prepare(&dir, config, options).map_err(cannot_start)?;
+    if let Some(note) = run.note() {
+        report::note(&format!("note: {note}"));
+    }
     let interrupt = Interrupt::install(run.controller());
     let mut state = RunState::new();
     // `summary.json` as the run's end rendered it, for `--json`.

@@ -24,7 +24,7 @@ use crate::event::{Control, Event, RunInfo, SkipReason, TaskInfo};
 use crate::guard::{self, RunMarker};
 use crate::monitor::{self, Monitor, Watched};
 use crate::output::DEFAULT_FILE_CAP;
-use crate::record::{Recorder, history, joblog, rundir};
+use crate::record::{Recorder, history, joblog, resume, rundir};
 use crate::task::Task;
 use crate::taskdir::TaskDir;
 use crate::worker::WorkerSpec;
@@ -38,7 +38,8 @@ use workers::{WorkerContext, WorkerLauncher};
 pub struct RunOptions {
     /// Where the run's records go (created if missing).
     pub run_dir: PathBuf,
-    /// Skip the tasks that already have a successful line in `run_dir`'s joblog.
+    /// Skip the tasks that already have a successful line in `run_dir`'s joblog (matched
+    /// by Seq and Command, see [`resume`]).
     pub resume: bool,
     /// Cap of each saved output stream, bytes.
     pub output_cap: u64,
@@ -148,9 +149,22 @@ pub struct Prepared {
     controls: Sender<Control>,
     waker: Option<Waker>,
     pub run_dir: PathBuf,
+    /// Something about the run worth a line before it starts (`--resume` of a changed
+    /// task list).
+    note: Option<&'static str>,
 }
 
+/// The note of a `--resume` whose joblog has successful lines that match no task by Seq
+/// and Command.
+pub const LIST_CHANGED: &str =
+    "the task list changed since that run; tasks are matched by their command";
+
 impl Prepared {
+    /// Something about the run worth a line before it starts, if anything.
+    pub fn note(&self) -> Option<&'static str> {
+        self.note
+    }
+
     /// A sender of controls (Stop, Kill) for this run, e.g. for a signal handler.
     pub fn controller(&self) -> Sender<Control> {
         self.controls.clone()
@@ -204,14 +218,16 @@ pub fn prepare(
         source,
     })?;
     let joblog_path = run_dir.join(joblog::FILE);
-    let done = if options.resume {
-        joblog::succeeded(&joblog_path).map_err(|source| RunError::Joblog {
+    let finished = if options.resume {
+        resume::finished(&joblog_path, &dir.tasks).map_err(|source| RunError::Joblog {
             path: joblog_path.clone(),
             source,
         })?
     } else {
         Default::default()
     };
+    let note = finished.list_changed.then_some(LIST_CHANGED);
+    let done = finished.done;
     let tasks: Arc<Vec<Arc<Task>>> = Arc::new(dir.tasks.clone());
     let recorder =
         Recorder::open(&run_dir, Arc::clone(&tasks)).map_err(|source| RunError::RunDir {
@@ -263,6 +279,7 @@ pub fn prepare(
         controls,
         waker: options.waker,
         run_dir,
+        note,
     })
 }
 

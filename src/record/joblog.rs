@@ -2,7 +2,8 @@
 //! (written at once, or with the others that finished back to back); and reading one back
 //! for `--resume`.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
@@ -25,9 +26,10 @@ pub struct Joblog {
 }
 
 impl Joblog {
-    /// Open for appending, ending a torn last line (a run killed mid-write) so that new
-    /// lines start clean, and writing the header if the file is empty. A missing file is
-    /// created later, in a folder that must be writable now.
+    /// Open for appending, cutting off a torn last line (a run killed mid-write: its
+    /// task runs again on `--resume`) so that new lines start clean, and writing the
+    /// header if the file is empty. A missing file is created later, in a folder that
+    /// must be writable now.
     pub fn open(path: &Path) -> io::Result<Self> {
         let opened = OpenOptions::new().append(true).read(true).open(path);
         let mut file = match opened {
@@ -43,15 +45,14 @@ impl Joblog {
             }
             Err(e) => return Err(e),
         };
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
+        let whole = whole_lines(&file, len)?;
+        if whole < len {
+            file.set_len(whole)?;
+            len = whole;
+        }
         if len == 0 {
             file.write_all(HEADER.as_bytes())?;
-        } else {
-            let mut last = [0u8; 1];
-            std::os::unix::fs::FileExt::read_exact_at(&file, &mut last, len - 1)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n")?;
-            }
         }
         Ok(Joblog {
             out: Batched::to_file(path.to_path_buf(), file),
@@ -88,6 +89,22 @@ impl Joblog {
     }
 }
 
+/// How many of the first `len` bytes of `file` are whole lines: up to its last newline.
+fn whole_lines(file: &std::fs::File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, part, start)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// One joblog line.
 pub fn line(record: &AttemptRecord, run_start_epoch: f64, command: &str) -> String {
     use std::fmt::Write as _;
@@ -104,15 +121,19 @@ pub fn line(record: &AttemptRecord, run_start_epoch: f64, command: &str) -> Stri
         "\t0\t{}\t{}\t{}\t",
         record.stdout_bytes, exitval, signal
     );
-    out.extend(command.chars().map(|c| {
-        if c == '\t' || c == '\n' || c == '\r' {
-            ' '
-        } else {
-            c
-        }
-    }));
+    out.push_str(&command_column(command));
     out.push('\n');
     out
+}
+
+/// What the Command column holds for `command`: its tabs and line breaks as spaces.
+pub fn command_column(command: &str) -> Cow<'_, str> {
+    let breaks = |c: char| c == '\t' || c == '\n' || c == '\r';
+    if command.contains(breaks) {
+        Cow::Owned(command.replace(breaks, " "))
+    } else {
+        Cow::Borrowed(command)
+    }
 }
 
 /// Seconds as whole milliseconds, rounded.
@@ -137,17 +158,26 @@ fn push_millis(out: &mut String, ms: i64, width: usize) {
     let _ = write!(out, "{whole}.{:03}", ms % 1000);
 }
 
-/// Task numbers with a successful line (Exitval 0, Signal 0) in the joblog at `path`.
-/// A missing file has none; a torn last line is ignored.
-pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
+/// The successful lines (Exitval 0, Signal 0) of the joblog at `path`, as their Seq and
+/// Command, each pair once, in the order written. A missing file has none; a last line
+/// without its newline (a run killed mid-write) is ignored.
+pub fn successes(path: &Path) -> io::Result<Vec<(usize, String)>> {
     let text = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut done = BTreeSet::new();
-    for line in text.lines().skip(1) {
-        let cols: Vec<&str> = line.split('\t').collect();
+    let mut seen = HashSet::new();
+    let mut done = Vec::new();
+    for line in text.split_inclusive('\n').skip(1) {
+        let Some(line) = line.strip_suffix('\n') else {
+            continue;
+        };
+        let cols: Vec<&str> = line
+            .strip_suffix('\r')
+            .unwrap_or(line)
+            .splitn(9, '\t')
+            .collect();
         if cols.len() < 9 {
             continue;
         }
@@ -158,8 +188,8 @@ pub fn succeeded(path: &Path) -> io::Result<BTreeSet<usize>> {
         ) else {
             continue;
         };
-        if exitval == 0 && signal == 0 {
-            done.insert(seq);
+        if exitval == 0 && signal == 0 && seen.insert((seq, cols[8])) {
+            done.push((seq, cols[8].to_string()));
         }
     }
     Ok(done)
@@ -232,19 +262,35 @@ mod tests {
         )?;
         drop(log);
         let mut f = OpenOptions::new().append(true).open(&path)?;
-        f.write_all(b"4\t:\t1.0")?;
-        assert_eq!(succeeded(&path)?, BTreeSet::from([1]));
+        f.write_all(b"4\t:\t1.0\t     1.000\t0\t0\t0\t0\tcomm")?;
+        let ok = |pairs: &[(usize, &str)]| -> Vec<(usize, String)> {
+            pairs.iter().map(|(n, c)| (*n, c.to_string())).collect()
+        };
+        assert_eq!(successes(&path)?, ok(&[(1, "a")]), "a torn line is not one");
         let mut log = Joblog::open(&path)?;
-        log.append(&record(5, Outcome::Exited { code: 0 }, None), 0.0, "e")?;
+        log.append(
+            &record(5, Outcome::Exited { code: 0 }, None),
+            0.0,
+            "e\tf\ng",
+        )?;
         assert_eq!(
-            succeeded(&path)?,
-            BTreeSet::from([1]),
+            successes(&path)?,
+            ok(&[(1, "a")]),
             "not written before a flush"
         );
         log.flush()?;
-        assert_eq!(succeeded(&path)?, BTreeSet::from([1, 5]));
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a")?;
+        log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a2")?;
+        log.flush()?;
+        assert_eq!(
+            successes(&path)?,
+            ok(&[(1, "a"), (5, "e f g"), (1, "a2")]),
+            "each pair once, the command as written"
+        );
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.matches("Seq\t").count(), 1);
+        assert!(!text.contains("comm"), "the torn line is cut off: {text}");
+        assert_eq!(text.lines().count(), 7, "{text}");
         Ok(())
     }
 

@@ -5,6 +5,7 @@ mod batch;
 pub mod history;
 pub mod joblog;
 pub mod results;
+pub mod resume;
 pub mod rundir;
 pub mod summary;
 pub mod trace;

@@ -5,9 +5,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+/// The folder of a task directory that holds its records: never a task, never an input.
+pub const RECORDS: &str = ".poolscope";
+
 /// Folder of a task directory that holds its runs.
 pub fn runs_folder(root: &Path) -> PathBuf {
-    root.join(".poolscope").join("runs")
+    root.join(RECORDS).join("runs")
 }
 
 /// A fresh run directory name under `root`'s runs folder, e.g. `2026-11-25T19-03-12.123Z`.
