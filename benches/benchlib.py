@@ -11,6 +11,8 @@
 - the shared command-line options --runs, --write and --keep (arg_parser, parse_args)
 - the temporary work directory, removed at the end unless --keep (work_dir)
 - the round-robin order of a round (rotated), number formats (fmt, ratio)
+- the uneven sleep list both scripts time, and the ideal schedule of a list of task
+  durations on a pool (UNEVEN, greedy_makespan)
 - rewriting a results file in place (rewrite_file); each script keeps its own markers
   and the way it puts its section into the file
 
@@ -201,6 +203,28 @@ def rewrite_file(path: str, edit: Callable[[str], str]) -> None:
     new = edit(old)
     with open(path, "w") as f:
         f.write(new)
+
+
+# Seconds of `sleep`, in the order listed: two long tasks with a short one between them,
+# then many short ones. A pool that binds a task to a slot before that slot is free makes
+# the short ones wait behind a long one while the other slot idles.
+UNEVEN = [3.0, 0.1, 3.0] + [0.3] * 9
+
+
+def uneven_inputs() -> list[str]:
+    """UNEVEN as command-line arguments: "3", "0.1", "3", "0.3", ..."""
+    return [f"{x:g}" for x in UNEVEN]
+
+
+def greedy_makespan(durations: Sequence[float], workers: int) -> float:
+    """The wall time of list scheduling in listed order: each task, in turn, starts on the
+    slot that is free first, as soon as it is free (ties: the lowest slot). No start-up or
+    hand-over costs: the ideal a pool that starts tasks in order can reach."""
+    free = [0.0] * max(1, workers)
+    for d in durations:
+        i = min(range(len(free)), key=lambda k: free[k])
+        free[i] += d
+    return max(free)
 
 
 def fmt(x: float) -> str:

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: poolscope vs xargs -P vs GNU parallel vs multiprocessing.Pool.
 
-Cases (all in one run):
+Cases (all in one run, or those named by --cases):
   sleep20   20 x `sleep 1` on 5 workers (ideal wall time: 4.000 s)
+  uneven    `sleep S` for S in [3, 0.1, 3] + [0.3] * 9 seconds on 2 workers; the ideal
+            wall time (list scheduling in listed order: each task on the slot free
+            first) is computed by the script: 4.500 s
   true-p2   2000 x `true` on 2 workers
   true-p8   2000 x `true` on 8 workers
 
@@ -33,9 +36,10 @@ from dataclasses import dataclass, field
 # benchlib.py is next to this script: its folder first, from any cwd, even with python3 -P
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BenchError, announce, arg_parser, command_line, fact_lines,  # noqa: E402
-                      find_poolscope, first_line, fmt, machine_facts, parse_args, ratio,
-                      rewrite_file, rotated, versions_lines, work_dir)
+from benchlib import (UNEVEN, BenchError, announce, arg_parser, command_line,  # noqa: E402
+                      fact_lines, find_poolscope, first_line, fmt, greedy_makespan,
+                      machine_facts, parse_args, ratio, rewrite_file, rotated,
+                      uneven_inputs, versions_lines, work_dir)
 
 POOL_SCRIPT = '''\
 import multiprocessing
@@ -48,9 +52,18 @@ def run(argv):
 
 
 if __name__ == "__main__":
-    workers, count, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+    # pool_bench.py WORKERS COUNT CMD...: CMD, COUNT times
+    # pool_bench.py WORKERS each CMD... ::: INPUT...: CMD INPUT, for each INPUT in turn
+    workers = int(sys.argv[1])
+    if sys.argv[2] == "each":
+        rest = sys.argv[3:]
+        at = rest.index(":::")
+        argvs = [rest[:at] + [x] for x in rest[at + 1:]]
+    else:
+        argvs = [sys.argv[3:]] * int(sys.argv[2])
+    count = len(argvs)
     with multiprocessing.Pool(workers) as pool:
-        codes = pool.map(run, [argv] * count)
+        codes = pool.map(run, argvs)
     bad = sum(1 for c in codes if c != 0)
     if bad:
         print(f"{bad} of {count} commands failed", file=sys.stderr)
@@ -67,10 +80,14 @@ class Case:
     cmd: list[str]
     throughput: bool
     ideal: float | None = None
+    # One task per input, the input appended to `cmd`; None: `cmd` as it is, `count` times
+    inputs: list[str] | None = None
 
 
 CASES = [
     Case("sleep20", "20 × `sleep 1`, 5 workers", 20, 5, ["sleep", "1"], False, 4.0),
+    Case("uneven", "Uneven `sleep`s: 3, 0.1, 3, then 9 × 0.3 s, 2 workers", len(UNEVEN), 2,
+         ["sleep"], False, greedy_makespan(UNEVEN, 2), uneven_inputs()),
     Case("true-p2", "2,000 × `true`, 2 workers", 2000, 2, ["true"], True),
     Case("true-p8", "2,000 × `true`, 8 workers", 2000, 8, ["true"], True),
 ]
@@ -111,9 +128,14 @@ class Bench:
         d = os.path.join(self.work, "tasks", case.key)
         if not os.path.isdir(d):
             os.makedirs(d)
-            cmd = ", ".join(json.dumps(a) for a in case.cmd)
             with open(os.path.join(d, "poolscope.toml"), "w") as f:
-                f.write(f"[each]\nrange = [1, {case.count}]\ncmd = [{cmd}]\n")
+                if case.inputs is None:
+                    cmd = ", ".join(json.dumps(a) for a in case.cmd)
+                    f.write(f"[each]\nrange = [1, {case.count}]\ncmd = [{cmd}]\n")
+                else:
+                    inputs = ", ".join(json.dumps(x) for x in case.inputs)
+                    cmd = ", ".join(json.dumps(a) for a in case.cmd + ["{}"])
+                    f.write(f"[each]\ninputs = [{inputs}]\ncmd = [{cmd}]\n")
         return d
 
     def invocation(self, tool: str, case: Case) -> Invocation:
@@ -127,6 +149,8 @@ class Bench:
             return Invocation(argv, None, " ".join(
                 ["poolscope", "run", f"$TMP/tasks/{case.key}", "--workers", str(w),
                  "--out", f"$TMP/runs/{case.key}-NNNN", "--json"]))
+        if case.inputs is not None:
+            return self.each_invocation(tool, case)
         if tool == "xargs":
             if case.throughput:
                 argv = ["xargs", f"-P{w}", "-n1"] + cmd
@@ -143,6 +167,26 @@ class Bench:
             return Invocation(argv, None,
                               f"python3 pool_bench.py {w} {n} {qcmd}"
                               f"  # Pool({w}).map(subprocess.run of [{', '.join(repr(a) for a in cmd)}])")
+        raise ValueError(tool)
+
+    def each_invocation(self, tool: str, case: Case) -> Invocation:
+        """One task per input of `case`, the input appended to its command."""
+        w, cmd, inputs = case.workers, case.cmd, case.inputs or []
+        qcmd = " ".join(shlex.quote(a) for a in cmd)
+        qinputs = " ".join(shlex.quote(x) for x in inputs)
+        if tool == "xargs":
+            argv = ["xargs", f"-P{w}", "-n1"] + cmd
+            stdin = "".join(f"{x}\n" for x in inputs).encode()
+            return Invocation(argv, stdin, f"printf '%s\\n' {qinputs} | xargs -P{w} -n1 {qcmd}")
+        if tool == "parallel":
+            argv = [self.parallel, "--will-cite", f"-j{w}"] + cmd + [":::"] + inputs
+            return Invocation(argv, b"",
+                              f"parallel --will-cite -j{w} {qcmd} ::: {qinputs}")
+        if tool == "mp.Pool":
+            argv = [sys.executable, self.pool_script, str(w), "each"] + cmd + [":::"] + inputs
+            return Invocation(argv, None,
+                              f"python3 pool_bench.py {w} each {qcmd} ::: {qinputs}"
+                              f"  # Pool({w}).map(subprocess.run of [{', '.join(repr(a) for a in cmd)}, x])")
         raise ValueError(tool)
 
     def run_once(self, tool: str, case: Case, samples: Samples | None) -> float:
@@ -185,7 +229,8 @@ def report(args, results, facts, versions, command) -> str:
     L += versions_lines("Tool versions:", versions, command)
     L.append("Commands timed (`seq N` is fed to stdin by the script; `$TMP/tasks/CASE` "
              "holds a generated `poolscope.toml`: `[each]` with `range = [1, N]` and "
-             "`cmd = [...]`; each poolscope run gets a fresh `--out` directory; "
+             "`cmd = [...]` (uneven: `inputs = [\"3\", \"0.1\", ...]` and "
+             "`cmd = [\"sleep\", \"{}\"]`); each poolscope run gets a fresh `--out` directory; "
              "`pool_bench.py` is the small `multiprocessing.Pool` script embedded in "
              "`benches/compare.py`):")
     L.append("")
@@ -199,7 +244,14 @@ def report(args, results, facts, versions, command) -> str:
         med = {t: statistics.median(s[t].walls) for t in TOOLS}
         L.append(f"## {case.title}")
         L.append("")
-        if case.ideal is not None:
+        if case.ideal is not None and case.inputs is not None:
+            L.append(f"Ideal wall time: {case.ideal:.3f} s, the schedule where each task, in "
+                     "listed order, starts on the slot that is free first, as soon as it is "
+                     "free (computed by the script from the listed durations). Medians vs "
+                     "the ideal: " + ", ".join(f"{t} {ratio(med[t], case.ideal)}"
+                                               for t in TOOLS) + ".")
+            L.append("")
+        elif case.ideal is not None:
             L.append(f"Ideal wall time: {case.ideal:.3f} s.")
             L.append("")
         if case.throughput:
@@ -253,7 +305,8 @@ def report(args, results, facts, versions, command) -> str:
 
     L.append("## Targets")
     L.append("")
-    L.append("Judged on the medians above, no tolerance.")
+    L.append("Judged on the medians above, no tolerance (uneven: at most 3 % above the "
+             "ideal schedule).")
     L.append("")
     L.append("| target | measured | result |")
     L.append("|---|---|---|")
@@ -264,6 +317,12 @@ def report(args, results, facts, versions, command) -> str:
             ok = med["poolscope"] <= med["xargs"]
             L.append(f"| sleep20: poolscope median ≤ xargs median | "
                      f"{fmt(med['poolscope'])} s vs {fmt(med['xargs'])} s | "
+                     f"{'PASS' if ok else 'FAIL'} |")
+        elif case.key == "uneven" and case.ideal is not None:
+            ok = med["poolscope"] <= 1.03 * case.ideal
+            L.append(f"| uneven: poolscope median within 3 % of the ideal schedule | "
+                     f"{fmt(med['poolscope'])} s vs {fmt(case.ideal)} s "
+                     f"({ratio(med['poolscope'], case.ideal)}) | "
                      f"{'PASS' if ok else 'FAIL'} |")
         else:
             tp = {t: case.count / med[t] for t in TOOLS}

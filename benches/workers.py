@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Persistent workers side by side: poolscope's worker pool against multiprocessing.
 
-Throughput (all in one run): N no-op items (--items, default 200,000) through 2 workers
+Cases (all in one run, or those named by --cases): throughput, startup, uneven.
+
+Throughput: N no-op items (--items, default 200,000) through 2 workers
   ps-noop     poolscope run, `[worker] builtin = "noop"`
   ps-python   poolscope run, `[worker] python = "work.py:f"`, `def f(x): return x`
   Pool.map    multiprocessing Pool(2).map(f, items, chunksize=1), fork start method
@@ -17,17 +19,24 @@ Start-up: a pool of 8 workers ready for work
   Pool(8) fork / spawn   from just before Pool(8) to when 8 tasks have returned, each of
                which waits on an 8-party barrier, so all 8 workers have taken one
 
+Uneven: `def f(x): time.sleep(x)` over the items 3, 0.1, 3, then 9 x 0.3 (seconds, in
+that order) through 2 workers; the ideal wall time (each item, in listed order, on the
+worker that is free first) is computed by the script: 4.500 s
+  ps-python-uneven  poolscope run, `[worker] python = "work.py:f"`, `[each] inputs =
+               ["3", "0.1", ...]` (each item a JSON string, so f sleeps float(x))
+  Pool.map-uneven   Pool(2).map(f, items) with its default chunksize, fork start method
+
 Items/s is items / whole-command wall time: time.perf_counter() around subprocess.run()
 of the whole process (poolscope, or `python3 mp_workers.py ...`), so process start-up,
 pool start-up, shutdown and (for poolscope) writing the run's records are included on
 both sides. The Python script also reports the in-process time of just the map call.
 
 Each contender runs R times (--runs, default 3) after one untimed warm-up run with a
-tenth of the items; within a case the contenders are interleaved round-robin and the
+tenth of the items (uneven: 2 items of 0.01 s); within a case the contenders are interleaved round-robin and the
 starting one rotates each round. Every poolscope run is checked: exit status 0, all
 items ok in summary.json, results.jsonl with exactly N lines, one per item, no errors
-(and for the Python worker each result equal to its item). The Python runs check the
-count and the sum of their results.
+(and for the Python worker each result equal to its item, or null for the uneven case).
+The Python runs check the count and the sum of their results (uneven: all None).
 
 The poolscope binary comes from $POOLSCOPE, else <repo>/target/release/poolscope,
 which is built with `cargo build --release` if it is missing.
@@ -49,9 +58,10 @@ from dataclasses import dataclass, field
 # benchlib.py is next to this script: its folder first, from any cwd, even with python3 -P
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from benchlib import (BenchError, announce, arg_parser, command_line, fact_lines,  # noqa: E402
-                      find_poolscope, first_line, fmt, loadavg, machine_facts, parse_args,
-                      ratio, rewrite_file, rotated, versions_lines, work_dir)
+from benchlib import (UNEVEN, BenchError, announce, arg_parser, command_line,  # noqa: E402
+                      fact_lines, find_poolscope, first_line, fmt, greedy_makespan, loadavg,
+                      machine_facts, parse_args, ratio, rewrite_file, rotated, uneven_inputs,
+                      versions_lines, work_dir)
 
 WORKERS = 2
 STARTUP_WORKERS = 8
@@ -61,7 +71,9 @@ MP_SCRIPT = '''\
 """multiprocessing side of benches/workers.py: python3 mp_workers.py MODE WORKERS N.
 
 Prints one JSON line. Modes: map, imap_unordered, ppe (throughput, fork start method),
-startup-fork, startup-spawn (N tasks that each wait on an N-party barrier).
+startup-fork, startup-spawn (N tasks that each wait on an N-party barrier), uneven
+(python3 mp_workers.py uneven WORKERS N S1 ... SN: Pool.map of time.sleep over the N
+durations, default chunksize, fork start method).
 """
 import json
 import multiprocessing
@@ -72,6 +84,10 @@ import time
 
 def f(x):
     return x
+
+
+def nap(x):
+    time.sleep(x)
 
 
 _barrier = None
@@ -102,6 +118,18 @@ def main():
                 res = list(pool.imap_unordered(f, range(1, n + 1), chunksize=1))
             t2 = time.perf_counter()
         out.update(pool_seconds=t1 - t0, call_seconds=t2 - t1, count=len(res), total=sum(res))
+    elif mode == "uneven":
+        items = [float(a) for a in sys.argv[4:]]
+        if len(items) != n:
+            sys.exit(f"{len(items)} durations given, expected {n}")
+        ctx = multiprocessing.get_context("fork")
+        t0 = time.perf_counter()
+        with ctx.Pool(workers) as pool:
+            t1 = time.perf_counter()
+            res = pool.map(nap, items)
+            t2 = time.perf_counter()
+        out.update(pool_seconds=t1 - t0, call_seconds=t2 - t1, count=len(res),
+                   total=sum(1 for r in res if r is None))
     elif mode == "ppe":
         from concurrent.futures import ProcessPoolExecutor
         ctx = multiprocessing.get_context("fork")
@@ -132,6 +160,7 @@ if __name__ == "__main__":
 '''
 
 WORK_PY = "def f(x):\n    return x\n"
+UNEVEN_WORK_PY = "import time\n\n\ndef f(x):\n    time.sleep(float(x))\n"
 
 
 @dataclass
@@ -141,6 +170,7 @@ class Contender:
     kind: str  # "poolscope" or "python"
     worker: str = ""  # poolscope: 'builtin = "noop"' or 'python = "work.py:f"'
     mode: str = ""  # python: MP_SCRIPT mode
+    uneven: bool = False  # items are durations to sleep, given as a list
 
 
 THROUGHPUT = [
@@ -163,6 +193,15 @@ STARTUP = [
     Contender("Pool(8) spawn", "multiprocessing Pool(8), spawn", "python", mode="startup-spawn"),
 ]
 
+UNEVEN_CASE = [
+    Contender("ps-python-uneven", 'poolscope, python = "work.py:f", f sleeps float(x)',
+              "poolscope", worker='python = "work.py:f"', uneven=True),
+    Contender("Pool.map-uneven", "Pool(2).map(f, items), default chunksize, fork", "python",
+              mode="uneven", uneven=True),
+]
+
+CASE_KEYS = ["throughput", "startup", "uneven"]
+
 
 @dataclass
 class Samples:
@@ -183,32 +222,38 @@ class Bench:
         self.failures: list[str] = []  # correctness failures, reported loudly at the end
         self.runs_checked = 0
 
-    def task_dir(self, c: Contender, workers: int, n: int) -> str:
+    def task_dir(self, c: Contender, workers: int, n: int, items: list[str] | None) -> str:
         d = os.path.join(self.work, "tasks", f"{c.key}-w{workers}-n{n}".replace("(", "")
                          .replace(")", "").replace(" ", "-"))
         if not os.path.isdir(d):
             os.makedirs(d)
+            each = (f"range = [1, {n}]" if items is None
+                    else "inputs = [" + ", ".join(json.dumps(x) for x in items) + "]")
             with open(os.path.join(d, "poolscope.toml"), "w") as f:
                 f.write(f"[pool]\nworkers = {workers}\n\n[worker]\n{c.worker}\n\n"
-                        f"[each]\nrange = [1, {n}]\n")
+                        f"[each]\n{each}\n")
             if c.worker.startswith("python"):
                 with open(os.path.join(d, "work.py"), "w") as f:
-                    f.write(WORK_PY)
+                    f.write(UNEVEN_WORK_PY if c.uneven else WORK_PY)
         return d
 
-    def shell(self, c: Contender, workers: int, n: int) -> str:
+    def shell(self, c: Contender, workers: int, n: int, items: list[str] | None = None) -> str:
         """The command line timed, for the report."""
         if c.kind == "poolscope":
+            each = (f"range = [1, {n}]" if items is None
+                    else "inputs = [" + ", ".join(json.dumps(x) for x in items) + "]")
+            work = ", work.py: def f(x): time.sleep(float(x))" if c.uneven else ""
             return (f"poolscope run $TMP/{c.key} --out $TMP/runs/NNNN "
                     f">$TMP/stdout.txt 2>/dev/null  # [pool] workers = {workers}, "
-                    f"[worker] {c.worker}, [each] range = [1, {n}]")
-        return f"python3 mp_workers.py {c.mode} {workers} {n}"
+                    f"[worker] {c.worker}, [each] {each}{work}")
+        return " ".join([f"python3 mp_workers.py {c.mode} {workers} {n}"] + (items or []))
 
     def run_once(self, c: Contender, workers: int, n: int, samples: Samples | None,
-                 startup: bool = False) -> float:
+                 startup: bool = False, items: list[str] | None = None) -> float:
+        """One timed run; `items`, if given (n of them), are the items instead of 1..n."""
         if c.kind == "poolscope":
-            return self._run_poolscope(c, workers, n, samples, startup)
-        return self._run_python(c, workers, n, samples, startup)
+            return self._run_poolscope(c, workers, n, samples, startup, items)
+        return self._run_python(c, workers, n, samples, startup, items)
 
     def _fail(self, what: str) -> None:
         msg = f"CORRECTNESS FAILURE: {what}"
@@ -216,8 +261,8 @@ class Bench:
         print("\n" + "!" * 78 + f"\n{msg}\n" + "!" * 78, file=sys.stderr, flush=True)
 
     def _run_poolscope(self, c: Contender, workers: int, n: int, samples: Samples | None,
-                       startup: bool) -> float:
-        task = self.task_dir(c, workers, n)
+                       startup: bool, items: list[str] | None) -> float:
+        task = self.task_dir(c, workers, n, items)
         self.run_counter += 1
         out = os.path.join(self.work, "runs", f"{self.run_counter:04d}")
         stdout_path = os.path.join(self.work, "stdout.txt")
@@ -256,7 +301,14 @@ class Bench:
             self._check_poolscope(c, n, out, summary)
             if samples is not None:
                 samples.walls.append(wall)
-                samples.inner.append(float(summary["wall_seconds"]))
+                if c.uneven:
+                    span = items_span(summary)
+                    if span is None:
+                        raise BenchError(f"{c.key}: summary.json lacks start_seconds or "
+                                         f"wall_seconds of a task ({out})")
+                    samples.inner.append(span)
+                else:
+                    samples.inner.append(float(summary["wall_seconds"]))
                 if startup:
                     ready, why = workers_ready(summary, workers)
                     if ready is None:
@@ -289,6 +341,9 @@ class Bench:
         seen = set()
         errors = bad = 0
         python = c.worker.startswith("python")
+        # The Python worker's result of item `task`: its item (1..n), or None for f's sleep
+        def expected(task):
+            return None if c.uneven else task
         first_bad = ""
         for line in data.splitlines():
             try:
@@ -301,7 +356,7 @@ class Bench:
             if "error" in r or "ok" not in r:
                 errors += 1
                 first_bad = first_bad or line[:200].decode(errors="replace")
-            elif python and r["ok"] != r.get("task"):
+            elif python and r["ok"] != expected(r.get("task")):
                 bad += 1
                 first_bad = first_bad or line[:200].decode(errors="replace")
         if errors or bad or seen != set(range(1, n + 1)):
@@ -310,8 +365,8 @@ class Bench:
                        f"lines, {missing} of {n} items missing; first bad line: {first_bad!r}")
 
     def _run_python(self, c: Contender, workers: int, n: int, samples: Samples | None,
-                    startup: bool) -> float:
-        argv = [sys.executable, self.mp_script, c.mode, str(workers), str(n)]
+                    startup: bool, items: list[str] | None) -> float:
+        argv = [sys.executable, self.mp_script, c.mode, str(workers), str(n)] + (items or [])
         t0 = time.perf_counter()
         try:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -330,6 +385,10 @@ class Bench:
             if r["distinct_pids"] != workers:
                 self._fail(f"{c.key}: {r['distinct_pids']} distinct workers answered, "
                            f"expected {workers}")
+        elif c.uneven:
+            if r["count"] != n or r["total"] != n:
+                self._fail(f"{c.key}: {r['count']} results, {r['total']} of them None, "
+                           f"expected {n}, all None")
         elif r["count"] != n or r["total"] != n * (n + 1) // 2:
             self._fail(f"{c.key}: {r['count']} results summing to {r['total']}, expected "
                        f"{n} summing to {n * (n + 1) // 2}")
@@ -355,13 +414,29 @@ def workers_ready(summary: dict, expected: int) -> tuple[float | None, str]:
     return max(got), ""
 
 
+def items_span(summary: dict) -> float | None:
+    """From the first item's start to the last item's end, from summary.json's per-task
+    start_seconds and wall_seconds (worker start-up is not in it)."""
+    spans = []
+    for t in summary.get("tasks", []):
+        start, wall = t.get("start_seconds"), t.get("wall_seconds")
+        if start is None or wall is None:
+            return None
+        spans.append((float(start), float(start) + float(wall)))
+    if not spans:
+        return None
+    return max(e for _, e in spans) - min(s for s, _ in spans)
+
+
 def ms(x: float) -> str:
     return f"{1000 * x:.1f}"
 
 
 def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: dict,
-           facts: dict, versions: dict, command: str, failures: list[str],
-           runs_checked: int) -> str:
+           unev: dict, unev_cmds: dict, facts: dict, versions: dict, command: str,
+           failures: list[str], runs_checked: int) -> str:
+    """The markdown report; a case that did not run (--cases) has empty dicts and no
+    section."""
     L: list[str] = []
     L.append("# Persistent workers: poolscope against multiprocessing")
     L.append("")
@@ -377,16 +452,76 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
     L.append("")
     L += versions_lines("Versions:", versions, command)
     L.append("Commands timed (`$TMP/KEY` holds a generated `poolscope.toml`, and for the "
-             "Python worker `work.py` with `def f(x): return x`; each poolscope run gets a "
+             "Python worker `work.py` with `def f(x): return x` (uneven: `def f(x): "
+             "time.sleep(float(x))`); each poolscope run gets a "
              "fresh `--out` directory; `mp_workers.py` is the `multiprocessing` script "
-             "embedded in `benches/workers.py`, where `f` returns its argument):")
+             "embedded in `benches/workers.py`, where `f` returns its argument (uneven: "
+             "`time.sleep(x)` of the durations given as arguments)):")
     L.append("")
     for c in THROUGHPUT:
-        L.append(f"- {c.key}: `{cmds[c.key]}`")
+        if c.key in cmds:
+            L.append(f"- {c.key}: `{cmds[c.key]}`")
     for c in STARTUP:
-        L.append(f"- {c.key}: `{start_cmds[c.key]}`")
+        if c.key in start_cmds:
+            L.append(f"- {c.key}: `{start_cmds[c.key]}`")
+    for c in UNEVEN_CASE:
+        if c.key in unev_cmds:
+            L.append(f"- {c.key}: `{unev_cmds[c.key]}`")
     L.append("")
 
+    if thr:
+        L += throughput_section(thr, counts)
+    if start:
+        L += startup_section(start)
+    if unev:
+        L += uneven_section(unev)
+
+    L.append("## Targets")
+    L.append("")
+    pm = None
+    if thr:
+        pm = counts["Pool.map"] / statistics.median(thr["Pool.map"].walls)
+        L.append("Judged on the medians above, items/s on the whole-command wall time for "
+                 "both sides, no tolerance" + (" (uneven: at most 3 % above the ideal)"
+                                               if unev else "")
+                 + ". Pool.map's in-process rate (map call only) is "
+                 f"{counts['Pool.map'] / statistics.median(thr['Pool.map'].inner):,.0f} "
+                 "items/s.")
+    else:
+        L.append("Judged on the medians above" + (" (uneven: at most 3 % above the ideal)"
+                                                  if unev else "") + ".")
+    L.append("")
+    L.append("| target | measured | result |")
+    L.append("|---|---|---|")
+    if thr and pm is not None:
+        for k, factor in (("ps-noop", 3), ("ps-python", 1)):
+            rate = counts[k] / statistics.median(thr[k].walls)
+            ok = rate >= factor * pm
+            L.append(f"| {k} ≥ {factor}× Pool.map(chunksize=1), whole-command items/s | "
+                     f"{rate:,.0f} vs {factor} × {pm:,.0f} items/s ({ratio(rate, pm)}) | "
+                     f"{'PASS' if ok else 'FAIL'} |")
+    if unev:
+        ideal = greedy_makespan(UNEVEN, WORKERS)
+        span = statistics.median(unev["ps-python-uneven"].inner)
+        ok = span <= 1.03 * ideal
+        L.append(f"| uneven: ps-python-uneven, first item's start to last item's end "
+                 f"(median), within 3 % of the ideal schedule | {fmt(span)} s vs "
+                 f"{fmt(ideal)} s ({ratio(span, ideal)}) | {'PASS' if ok else 'FAIL'} |")
+    L.append(f"| correctness: every poolscope run all ok, results.jsonl with exactly one "
+             f"line per item | {runs_checked} runs checked, {len(failures)} failures | "
+             f"{'PASS' if not failures else 'FAIL'} |")
+    L.append("")
+    if failures:
+        L.append("**CORRECTNESS FAILURES:**")
+        L.append("")
+        for f in failures:
+            L.append(f"- {f}")
+        L.append("")
+    return "\n".join(L)
+
+
+def throughput_section(thr: dict, counts: dict) -> list[str]:
+    L: list[str] = []
     med = {k: statistics.median(s.walls) for k, s in thr.items()}
     rate = {k: counts[k] / med[k] for k in thr}
     L.append(f"## No-op items through {WORKERS} workers")
@@ -420,7 +555,11 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
     L.append("All runs, whole command s: " + "; ".join(
         f"{c.key} " + " ".join(fmt(x) for x in thr[c.key].walls) for c in THROUGHPUT))
     L.append("")
+    return L
 
+
+def startup_section(start: dict) -> list[str]:
+    L: list[str] = []
     L.append(f"## Start-up: a pool of {STARTUP_WORKERS} workers ready for work")
     L.append("")
     L.append(f"*Ready* for Python: from just before `Pool({STARTUP_WORKERS})` to the return "
@@ -446,32 +585,44 @@ def report(args, thr: dict, counts: dict, cmds: dict, start: dict, start_cmds: d
         L.append(f"| {c.key}: {c.label} | " + " | ".join(r)
                  + f" | {ms(statistics.median(s.walls))} |")
     L.append("")
+    return L
 
-    L.append("## Targets")
+
+def uneven_section(unev: dict) -> list[str]:
+    L: list[str] = []
+    ideal = greedy_makespan(UNEVEN, WORKERS)
+    L.append(f"## Uneven items through {WORKERS} workers")
     L.append("")
-    L.append("Judged on the medians above, items/s on the whole-command wall time for both "
-             f"sides, no tolerance. Pool.map's in-process rate (map call only) is "
-             f"{counts['Pool.map'] / statistics.median(thr['Pool.map'].inner):,.0f} items/s.")
+    L.append(f"{len(UNEVEN)} items, in this order: " + ", ".join(f"{x:g}" for x in UNEVEN)
+             + " (seconds `f` sleeps). Ideal wall time: "
+             f"{fmt(ideal)} s, the schedule where each item, in listed order, starts on the "
+             "worker that is free first, as soon as it is free (computed by the script "
+             "from the listed durations). *Whole command* is the outside wall time, "
+             "process and pool start-up and shutdown included on both sides (for "
+             "poolscope, starting the Python workers). *Inside* is, for poolscope, from "
+             "the first item's start to the last item's end (`start_seconds` and "
+             "`wall_seconds` of the items in `summary.json`, as the worker timed them: "
+             "worker start-up not included); for Python, the time of just the map call "
+             "(pool already started). Warm-up: one untimed run each of 2 items of 0.01 s.")
     L.append("")
-    L.append("| target | measured | result |")
-    L.append("|---|---|---|")
-    pm = rate["Pool.map"]
-    for k, factor in (("ps-noop", 3), ("ps-python", 1)):
-        ok = rate[k] >= factor * pm
-        L.append(f"| {k} ≥ {factor}× Pool.map(chunksize=1), whole-command items/s | "
-                 f"{rate[k]:,.0f} vs {factor} × {pm:,.0f} items/s ({ratio(rate[k], pm)}) | "
-                 f"{'PASS' if ok else 'FAIL'} |")
-    L.append(f"| correctness: every poolscope run all ok, results.jsonl with exactly one "
-             f"line per item | {runs_checked} runs checked, {len(failures)} failures | "
-             f"{'PASS' if not failures else 'FAIL'} |")
+    L.append("| contender | median s | min s | max s | median vs ideal | inside s (median) "
+             "| inside vs ideal |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for c in UNEVEN_CASE:
+        s = unev[c.key]
+        med = statistics.median(s.walls)
+        inner = statistics.median(s.inner)
+        L.append(f"| {c.key}: {c.label} | {fmt(med)} | {fmt(min(s.walls))} | "
+                 f"{fmt(max(s.walls))} | {ratio(med, ideal)} | {fmt(inner)} | "
+                 f"{ratio(inner, ideal)} |")
     L.append("")
-    if failures:
-        L.append("**CORRECTNESS FAILURES:**")
-        L.append("")
-        for f in failures:
-            L.append(f"- {f}")
-        L.append("")
-    return "\n".join(L)
+    L.append("All runs, whole command s: " + "; ".join(
+        f"{c.key} " + " ".join(fmt(x) for x in unev[c.key].walls) for c in UNEVEN_CASE))
+    L.append("")
+    L.append("All runs, inside s: " + "; ".join(
+        f"{c.key} " + " ".join(fmt(x) for x in unev[c.key].inner) for c in UNEVEN_CASE))
+    L.append("")
+    return L
 
 
 BEGIN = "<!-- workers:begin -->"
@@ -503,9 +654,17 @@ def main() -> int:
                     help="no-op items per throughput run (default 200000)")
     ap.add_argument("--ppe-items", type=int, default=50_000,
                     help="items for ProcessPoolExecutor, which is slow (default 50000)")
+    ap.add_argument("--cases", default=",".join(CASE_KEYS),
+                    help="comma-separated subset of: " + ", ".join(CASE_KEYS))
     args = parse_args(ap)
     if args.items < 10 or args.ppe_items < 10:
         ap.error("--items and --ppe-items must be ≥ 10")
+    wanted = {k.strip() for k in args.cases.split(",") if k.strip()}
+    unknown = wanted - set(CASE_KEYS)
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if not wanted:
+        ap.error("--cases names no case")
 
     facts = machine_facts()
     try:
@@ -530,26 +689,35 @@ def main() -> int:
         t_start = time.perf_counter()
         try:
             bench = Bench(poolscope, work)
-            cmds = {c.key: bench.shell(c, WORKERS, counts[c.key]) for c in THROUGHPUT}
-            start_cmds = {c.key: bench.shell(c, STARTUP_WORKERS, STARTUP_WORKERS) for c in STARTUP}
+            throughput = THROUGHPUT if "throughput" in wanted else []
+            startup = STARTUP if "startup" in wanted else []
+            uneven = UNEVEN_CASE if "uneven" in wanted else []
+            items = uneven_inputs()
+            cmds = {c.key: bench.shell(c, WORKERS, counts[c.key]) for c in throughput}
+            start_cmds = {c.key: bench.shell(c, STARTUP_WORKERS, STARTUP_WORKERS)
+                          for c in startup}
+            unev_cmds = {c.key: bench.shell(c, WORKERS, len(items), items) for c in uneven}
 
             # Warm-up: one untimed run per contender (page cache, Python imports).
-            for c in THROUGHPUT:
+            for c in throughput:
                 w = bench.run_once(c, WORKERS, max(10, counts[c.key] // 10), None)
                 print(f"[warm-up] {c.key:13s} {w:7.3f} s", file=sys.stderr, flush=True)
-            for c in STARTUP:
+            for c in startup:
                 bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, None, startup=True)
+            for c in uneven:
+                w = bench.run_once(c, WORKERS, 2, None, items=["0.01", "0.01"])
+                print(f"[warm-up] {c.key:13s} {w:7.3f} s", file=sys.stderr, flush=True)
 
-            thr = {c.key: Samples() for c in THROUGHPUT}
-            for r in range(args.runs):
+            thr = {c.key: Samples() for c in throughput}
+            for r in range(args.runs if throughput else 0):
                 for c in rotated(THROUGHPUT, r):
                     w = bench.run_once(c, WORKERS, counts[c.key], thr[c.key])
                     n = counts[c.key]
                     print(f"[throughput run {r + 1}/{args.runs}] {c.key:13s} {w:7.3f} s "
                           f"{n / w:9,.0f} items/s", file=sys.stderr, flush=True)
 
-            start = {c.key: Samples() for c in STARTUP}
-            for r in range(args.runs):
+            start = {c.key: Samples() for c in startup}
+            for r in range(args.runs if startup else 0):
                 for c in rotated(STARTUP, r):
                     s = start[c.key]
                     w = bench.run_once(c, STARTUP_WORKERS, STARTUP_WORKERS, s, startup=True)
@@ -557,13 +725,21 @@ def main() -> int:
                         f"ready n/a ({s.ready_missing})"
                     print(f"[start-up run {r + 1}/{args.runs}] {c.key:13s} {ms(w):>7} ms whole, "
                           f"{rd}", file=sys.stderr, flush=True)
+
+            unev = {c.key: Samples() for c in uneven}
+            for r in range(args.runs if uneven else 0):
+                for c in rotated(UNEVEN_CASE, r):
+                    s = unev[c.key]
+                    w = bench.run_once(c, WORKERS, len(items), s, items=items)
+                    print(f"[uneven run {r + 1}/{args.runs}] {c.key:16s} {w:7.3f} s whole, "
+                          f"{s.inner[-1]:7.3f} s inside", file=sys.stderr, flush=True)
         except BenchError as e:
             print(f"\nBENCHMARK FAILED: {e}", file=sys.stderr)
             return 1
 
     facts["load_after"] = loadavg()
-    text = report(args, thr, counts, cmds, start, start_cmds, facts, versions, command,
-                  bench.failures, bench.runs_checked)
+    text = report(args, thr, counts, cmds, start, start_cmds, unev, unev_cmds, facts,
+                  versions, command, bench.failures, bench.runs_checked)
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
     print(text)
     if bench.failures:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Persistent workers side by side: poolscope's worker pool against multiprocessing.Pool and
-# ProcessPoolExecutor (no-op items through 2 workers; start-up of 8 workers).
+# ProcessPoolExecutor (no-op items through 2 workers; start-up of 8 workers; uneven sleeps
+# through 2 workers). `--cases uneven` (or throughput, startup) runs only those cases.
 # Runs benches/workers.py with the given arguments, e.g.
 #   POOLSCOPE=path/to/poolscope bash benches/workers.sh --runs 3 --write benches/RESULTS.md
 # Without POOLSCOPE the binary is target/release/poolscope, (re)built first with
