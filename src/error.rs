@@ -29,6 +29,28 @@ pub enum LoadError {
 
     #[error("task directory `{}` has no task: {why}", dir.display())]
     NoTasks { dir: PathBuf, why: String },
+
+    /// The Python function of `[worker]` (or its `init`) cannot be loaded: the sentence,
+    /// located at the manifest's key, then on the lines after it the traceback.
+    #[error("{}:{line}:{column}: {message}{}", path.display(), after_lines(traceback))]
+    Worker {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+        traceback: String,
+    },
+}
+
+/// `text` on the lines after a sentence: empty, or a line break and `text` without its
+/// last line break.
+fn after_lines(text: &str) -> String {
+    let text = text.trim_end();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("\n{text}")
+    }
 }
 
 impl LoadError {
@@ -40,6 +62,24 @@ impl LoadError {
             line,
             column,
             message: message.into(),
+        }
+    }
+
+    /// A `[worker]` function that cannot be loaded, located at byte `offset` of `source`.
+    pub fn worker_at(
+        path: PathBuf,
+        source: &str,
+        offset: usize,
+        message: impl Into<String>,
+        traceback: impl Into<String>,
+    ) -> Self {
+        let (line, column) = line_column(source, offset);
+        LoadError::Worker {
+            path,
+            line,
+            column,
+            message: message.into(),
+            traceback: traceback.into(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::error::LoadError;
 use crate::manifest::{EachTable, Inputs, Manifest, RunKeys, WorkerTable};
 use crate::task::{Program, Task};
 use crate::template;
+use crate::worker::check::Checked;
 use crate::worker::{Kernel, PyFunction, WorkerProgram, WorkerSpec};
 
 /// The manifest's file name.
@@ -211,6 +212,28 @@ fn from_manifest(
             dir: dir.root.clone(),
             why,
         });
+    }
+    if let (Some(worker), Some(table)) = (&dir.worker, &manifest.worker) {
+        // Last, once nothing cheaper is wrong: it starts one interpreter.
+        match crate::worker::check::check(worker) {
+            Checked::Ok => {}
+            Checked::Unknown(note) => dir.notes.push(note),
+            Checked::Failed(failure) => {
+                let w = table.get_ref();
+                let key = match failure.key {
+                    Some("init") => w.init.as_ref(),
+                    _ => w.python.as_ref(),
+                };
+                let offset = key.map_or(table.span().start, |k| k.span().start);
+                return Err(LoadError::worker_at(
+                    path,
+                    &text,
+                    offset,
+                    failure.sentence,
+                    failure.traceback,
+                ));
+            }
+        }
     }
     Ok(dir)
 }

@@ -147,22 +147,146 @@ fn worker_mistakes_are_located() {
     }
 }
 
+/// A Python worker's task directory: `manifest`, and `work.py` holding `python`, whose
+/// top level appends `POOLSCOPE_SLOT` (or `check`, without one) to the file `imports`.
+fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {
+    let dir = task_dir(manifest);
+    let logged = format!(
+        "import os\nwith open('imports', 'a') as log:\n    log.write(os.environ.get('POOLSCOPE_SLOT', 'check') + '\\n')\n{python}"
+    );
+    std::fs::write(dir.path().join("work.py"), logged).expect("write work.py");
+    dir
+}
+
+/// Who imported `work.py` (see [`python_dir`]): `check`, or a slot's number.
+fn imports(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("imports"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The error of a load that failed on `[worker]`: exit 2, the sentence on the first line,
+/// the traceback on the lines after it.
+fn worker_load_error(o: &std::process::Output) -> (String, Vec<String>) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "{err}");
+    let mut lines = err.lines().map(str::to_string);
+    let sentence = lines.next().unwrap_or_default();
+    assert!(sentence.starts_with("error: "), "{err}");
+    (sentence, lines.collect())
+}
+
 #[test]
-fn a_python_worker_that_cannot_load_fails_its_items_with_the_reason() {
-    let dir =
-        task_dir("[pool]\nworkers = 1\n[worker]\npython = \"w.py:f\"\n[each]\nrange = [1, 2]\n");
-    std::fs::write(dir.path().join("w.py"), "import no_such_module\n").expect("write");
+fn a_misspelt_worker_function_fails_the_load() {
+    let dir = python_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:proc\"\n[each]\nrange = [1, 200]\n",
+        "def process(x):\n    return x\n",
+    );
+    let path = dir.path().to_str().expect("utf8");
+    let (sentence, traceback) = worker_load_error(&run(&["run", path, "--dry-run"]));
+    assert!(sentence.contains("poolscope.toml:4:10: "), "{sentence}");
+    assert!(
+        sentence.contains("`python = \"work.py:proc\"` names a function work.py does not have"),
+        "{sentence}"
+    );
+    assert!(sentence.contains("did you mean `process`?"), "{sentence}");
+    assert_eq!(
+        traceback,
+        ["AttributeError: work.py has no attribute 'proc'"],
+        "what Python said follows"
+    );
+    assert_eq!(
+        imports(dir.path()),
+        ["check"],
+        "one interpreter for the load"
+    );
+
+    // `run` stops at the same place, before the run: no run directory, no worker.
     let out = dir.path().join("run");
     let o = run_into(dir.path(), &out, &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "tasks failed, poolscope did not: {}",
-        stderr(&o)
+    let (again, _) = worker_load_error(&o);
+    assert_eq!(again, sentence);
+    assert!(!out.exists(), "nothing ran");
+    assert_eq!(imports(dir.path()), ["check", "check"], "no worker started");
+}
+
+#[test]
+fn a_worker_module_whose_import_fails_fails_the_load_with_its_traceback() {
+    let dir = python_dir(
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 120]\n",
+        "import no_such_module\ndef f(x):\n    return x\n",
     );
-    let s = summary(&out);
-    let t = task(&s, 1);
-    assert_eq!(t["exit_code"], 1);
-    let tail = t["stderr_tail"].as_str().expect("stderr");
-    assert!(tail.contains("No module named 'no_such_module'"), "{tail}");
+    let out = dir.path().join("run");
+    for o in [
+        run(&["run", dir.path().to_str().expect("utf8"), "--dry-run"]),
+        run_into(dir.path(), &out, &[]),
+    ] {
+        let (sentence, traceback) = worker_load_error(&o);
+        assert!(sentence.contains("poolscope.toml:4:10: "), "{sentence}");
+        assert!(
+            sentence.contains(
+                "`python = \"work.py:f\"` cannot be loaded: importing work.py raised ModuleNotFoundError: No module named 'no_such_module'; install what work.py imports"
+            ),
+            "{sentence}"
+        );
+        assert_eq!(
+            traceback.first().map(String::as_str),
+            Some("Traceback (most recent call last):")
+        );
+        assert!(
+            traceback
+                .iter()
+                .any(|l| l.contains("work.py\", line 4, in <module>")),
+            "the user's frame, where the import is: {traceback:?}"
+        );
+        assert!(
+            !traceback
+                .iter()
+                .any(|l| l.contains("<string>") || l.contains("<frozen")),
+            "without the adapter's and importlib's frames: {traceback:?}"
+        );
+        assert_eq!(
+            traceback.last().map(String::as_str),
+            Some("ModuleNotFoundError: No module named 'no_such_module'")
+        );
+    }
+    assert!(!out.exists(), "nothing ran");
+    assert_eq!(imports(dir.path()), ["check", "check"], "no worker started");
+}
+
+#[test]
+fn a_misspelt_init_fails_the_load_at_its_key() {
+    let dir = python_dir(
+        "[worker]\npython = \"work.py:f\"\ninit = \"work.py:setpu\"\n[each]\nrange = [1, 3]\n",
+        "def setup():\n    raise SystemExit('init is not called by the check')\ndef f(x):\n    return x\n",
+    );
+    let (sentence, _) = worker_load_error(&run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--dry-run",
+    ]));
+    assert!(sentence.contains("poolscope.toml:3:8: "), "{sentence}");
+    assert!(
+        sentence.contains("`init = \"work.py:setpu\"` names a function work.py does not have; did you mean `setup`?"),
+        "{sentence}"
+    );
+}
+
+#[test]
+fn a_worker_module_that_loads_passes_the_check_without_its_init() {
+    let dir = python_dir(
+        "[worker]\npython = \"work.py:f\"\ninit = \"work.py:setup\"\n[each]\nrange = [1, 3]\n",
+        "print('imported')\ndef setup():\n    raise SystemExit('init is not called by the check')\ndef f(x):\n    return x\n",
+    );
+    let o = run(&["run", dir.path().to_str().expect("utf8"), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains("imported"),
+        "what the module prints at import is not the report's: {}",
+        stdout(&o)
+    );
+    assert_eq!(imports(dir.path()), ["check"]);
 }

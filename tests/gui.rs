@@ -111,6 +111,41 @@ fn a_manifest_error_is_shown_in_place_with_its_line() {
 }
 
 #[test]
+fn a_worker_module_that_cannot_load_is_shown_with_its_traceback() {
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 3]\n");
+    std::fs::write(
+        dir.path().join("work.py"),
+        "import no_such_module\ndef f(x):\n    return x\n",
+    )
+    .expect("write work.py");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("This directory cannot run:");
+    let sentence = h.get_by_label_contains(
+        "poolscope.toml:4:10: [worker] `python = \"work.py:f\"` cannot be loaded",
+    );
+    let sentence = format!("{sentence:?}");
+    assert!(
+        !sentence.contains("Traceback"),
+        "the sentence stands alone: {sentence}"
+    );
+    // The traceback in a block of its own, beneath it.
+    let traceback = h.get_by_label_contains("Traceback (most recent call last):");
+    let text = format!("{traceback:?}");
+    assert!(!text.contains("cannot be loaded"), "{text}");
+    assert!(text.contains("line 1, in <module>"), "{text}");
+    assert!(
+        text.contains("ModuleNotFoundError: No module named 'no_such_module'"),
+        "{text}"
+    );
+    h.get_by_label("▶ Run").click();
+    h.run();
+    assert!(!h.state().is_running(), "nothing can run");
+}
+
+#[test]
 fn per_core_lanes_show_one_lane_per_core() {
     let dir = task_dir(
         "[pool]\nworkers = 2\n\n[each]\nrange = [1, 4]\nsh = \"i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done\"\n",

@@ -485,3 +485,121 @@ fn a_worker_that_dies_right_after_ready_is_not_restarted_for_ever() {
     assert_eq!(s["totals"]["failed"], 3);
     assert_eq!(worker_pids(&s).len(), 3, "one worker per failed item");
 }
+
+#[test]
+fn a_module_that_breaks_after_the_load_stops_the_starts() {
+    // It loads for the check and for the first worker; its first item breaks it, so every
+    // later worker fails to import it. One item per worker: each item needs a new worker.
+    let dir = python_dir(
+        "[pool]\nworkers = 1\nmax_tasks_per_worker = 1\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 200]\n",
+        "import os\nwith open('imports', 'a') as log:\n    log.write(os.environ.get('POOLSCOPE_SLOT', 'check') + '\\n')\nif os.path.exists('broken'):\n    import no_such_module\ndef f(x):\n    open('broken', 'w').close()\n    return x\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let imports = fs::read_to_string(dir.path().join("imports")).expect("imports");
+    assert_eq!(
+        imports.lines().collect::<Vec<_>>(),
+        ["check", "1", "1", "1"],
+        "the load's check, the worker that broke it, and two that failed alike"
+    );
+    let s = summary(&out);
+    assert_eq!(s["totals"]["ok"], 1);
+    assert_eq!(s["totals"]["failed"], 199);
+    for seq in [2, 3] {
+        let t = task(&s, seq);
+        assert_eq!(t["exit_code"], 1, "a worker failed to start for it");
+    }
+    for seq in 4..=200 {
+        let t = task(&s, seq);
+        assert_eq!(t["status"], "failed");
+        assert_eq!(t["pid"], 0, "no worker ran it");
+        let outcome = t["outcome"].as_str().expect("outcome");
+        assert!(
+            outcome.contains("2 workers in a row failed to start alike (exit 1: ModuleNotFoundError: No module named 'no_such_module')"),
+            "{outcome}"
+        );
+        let tail = t["stderr_tail"].as_str().expect("stderr");
+        assert!(tail.contains("Traceback (most recent call last)"), "{tail}");
+        assert_eq!(
+            tail.lines().last(),
+            Some("ModuleNotFoundError: No module named 'no_such_module'")
+        );
+    }
+    let rows = joblog(&out);
+    assert_eq!(rows.len(), 200, "every item has its joblog line");
+    assert!(rows.iter().skip(3).all(|r| r[6] == "127"), "not started");
+}
+
+/// A task directory of `items` items on `workers` slots of `./worker`, which appends its
+/// PID to `starts`, writes `stderr` and exits with the code `exit` (a shell word) gives.
+fn unstartable(workers: usize, items: usize, stderr: &str, exit: &str) -> tempfile::TempDir {
+    let dir = task_dir(&format!(
+        "[pool]\nworkers = {workers}\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, {items}]\n"
+    ));
+    script(
+        &dir.path().join("worker"),
+        &format!("#!/bin/sh\necho $$ >> starts\necho '{stderr}' >&2\nexit {exit}\n"),
+    );
+    dir
+}
+
+fn starts(dir: &Path) -> usize {
+    fs::read_to_string(dir.join("starts"))
+        .expect("starts")
+        .lines()
+        .count()
+}
+
+#[test]
+fn workers_that_fail_to_start_alike_twice_are_not_started_again() {
+    // At most one failed start more than there are slots: the slots start together, and
+    // none starts after the second failure.
+    for workers in [1, 3] {
+        let dir = unstartable(workers, 200, "no licence for this host", "3");
+        let out = dir.path().join("run");
+        let o = run_into(dir.path(), &out, &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let started = starts(dir.path());
+        assert!(
+            (2..=workers + 1).contains(&started),
+            "{workers} slots started {started} workers"
+        );
+        let s = summary(&out);
+        assert_eq!(s["totals"]["failed"], 200);
+        let refused: Vec<&Value> = s["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .filter(|t| t["pid"] == 0)
+            .collect();
+        assert!(refused.len() >= 200 - started, "{}", refused.len());
+        for t in refused {
+            let outcome = t["outcome"].as_str().expect("outcome");
+            assert!(
+                outcome.contains("failed to start alike (exit 3: no licence for this host)")
+                    && outcome.contains("no worker starts again"),
+                "{outcome}"
+            );
+            assert_eq!(t["stderr_tail"], "no licence for this host");
+        }
+        assert_eq!(joblog(&out).len(), 200);
+        assert_eq!(results(&out).len(), 200);
+    }
+}
+
+#[test]
+fn workers_that_fail_to_start_differently_are_started_for_each_item() {
+    // Exit codes 2, 1, 2, 1...: never the same failure twice in a row.
+    let dir = unstartable(1, 6, "odd", "$(( $(wc -l < starts) % 2 + 1 ))");
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(starts(dir.path()), 6, "one worker per item");
+    let s = summary(&out);
+    for seq in 1..=6 {
+        let t = task(&s, seq);
+        assert_eq!(t["exit_code"], 1 + (seq as u64 % 2), "task {seq}");
+        assert_ne!(t["pid"], 0);
+    }
+}

@@ -1,5 +1,5 @@
 //! The load report: the tasks with their expanded commands, the ignored files, and any
-//! manifest error in place.
+//! manifest error in place (with the traceback of a worker module that cannot load).
 
 use egui::Ui;
 
@@ -10,7 +10,17 @@ pub fn ui(ui: &mut Ui, session: &Session) {
         Ok(dir) => dir,
         Err(error) => {
             ui.colored_label(ui.visuals().error_fg_color, "This directory cannot run:");
-            ui.colored_label(ui.visuals().error_fg_color, error);
+            // A sentence, then what explains it (a worker module's traceback), as it was.
+            let (sentence, details) = error.split_once('\n').unwrap_or((error, ""));
+            ui.colored_label(ui.visuals().error_fg_color, sentence);
+            if !details.is_empty() {
+                egui::ScrollArea::both()
+                    .id_salt("load error")
+                    .max_height(320.0)
+                    .show(ui, |ui| {
+                        ui.add(egui::Label::new(egui::RichText::new(details).monospace()).extend());
+                    });
+            }
             return;
         }
     };

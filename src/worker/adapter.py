@@ -9,6 +9,12 @@ time and, in order, writes one reply each to fd 4: {"id": 7, "start_ns": ..., "e
 Anything the function raises becomes that item's error, SystemExit and KeyboardInterrupt
 included: one bad item never takes the worker down. stdout and stderr are flushed before
 each reply, so an item's prints reach poolscope ahead of its reply.
+
+`python3 -c <this source> --check FILE.py:FUNCTION [FILE.py:INIT]` is how poolscope checks
+a task directory as it loads it: it loads FUNCTION and INIT as a worker would (INIT is not
+called), writes one JSON line to stdout, {"ok": true} or {"spec": ..., "stage": "import" or
+"lookup", "error": <the traceback's last line>, "traceback": ..., "suggestion": ...}, and
+exits 0 or 1. What the module prints as it is imported goes to stderr.
 """
 
 import importlib.machinery
@@ -23,6 +29,11 @@ import traceback
 def load(spec, modules):
     """The callable named by `file.py:function`; `modules` caches files already loaded."""
     path, _, name = spec.rpartition(":")
+    return look_up(load_module(path, modules), path, name, spec)
+
+
+def load_module(path, modules):
+    """The module of file `path`, run on its first load; `modules` caches it."""
     full = os.path.abspath(path)
     module = modules.get(full)
     if module is None:
@@ -41,22 +52,83 @@ def load(spec, modules):
             del sys.modules[module_name]
             raise
         modules[full] = module
+    return module
+
+
+def look_up(module, path, name, spec):
+    """The callable `name` of `module` (loaded from `path`)."""
     try:
         function = getattr(module, name)
     except AttributeError:
         raise AttributeError(f"{path} has no attribute {name!r}") from None
     if not callable(function):
-        raise TypeError(f"{spec} is a {type(function).__name__}, not a function")
+        kind = type(function).__name__
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise TypeError(f"{spec} is {article} {kind}, not a function")
     return function
+
+
+def user_traceback(e):
+    """The traceback of `e` from the first frame that is not the adapter's or importlib's."""
+    tb = e.__traceback__
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == "<string>"
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen ")
+    ):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb))
 
 
 def fail(message):
     """Say why the worker cannot start, with the traceback, and exit 1 (never ready)."""
     sys.stdout.flush()
     print(f"poolscope worker: {message}", file=sys.stderr)
-    traceback.print_exc()
+    print(user_traceback(sys.exc_info()[1]), end="", file=sys.stderr)
     sys.stderr.flush()
     sys.exit(1)
+
+
+def check(specs):
+    """`--check`: load each of `specs` as `main` does, without calling INIT; say how it went
+    on stdout, as one JSON line, and exit 0 if every one loaded, else 1."""
+    sys.stdout.flush()
+    answer = os.fdopen(os.dup(1), "w")
+    # What the module prints as it runs goes to stderr, never into the answer.
+    os.dup2(2, 1)
+    modules = {}
+    for spec in specs:
+        path, _, name = spec.rpartition(":")
+        stage, module = "import", None
+        try:
+            module = load_module(path, modules)
+            stage = "lookup"
+            look_up(module, path, name, spec)
+        except BaseException as e:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            last = traceback.format_exception_only(type(e), e)[-1].rstrip("\n")
+            close = []
+            if module is not None:
+                import difflib  # only here: workers start without it
+
+                names = [n for n, v in vars(module).items() if callable(v) and n[:1] != "_"]
+                close = difflib.get_close_matches(name, names, n=1)
+            report = {
+                "spec": spec,
+                "stage": stage,
+                "error": last,
+                "traceback": user_traceback(e),
+                "suggestion": close[0] if close else None,
+            }
+            answer.write(json.dumps(report) + "\n")
+            answer.flush()
+            # At once: the user's atexit handlers are not the check's to run.
+            os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    answer.write('{"ok": true}\n')
+    answer.flush()
+    os._exit(0)
 
 
 def serve(function, items, replies):
@@ -109,6 +181,8 @@ def serve(function, items, replies):
 
 
 def main():
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--check":
+        check(sys.argv[2:])
     if len(sys.argv) not in (2, 3):
         print(
             "usage: python3 -c ADAPTER FILE.py:FUNCTION [FILE.py:INIT]"

@@ -4,6 +4,7 @@
 //! The engine side, which starts workers and feeds them items, is
 //! [`crate::engine::workers`].
 
+pub mod check;
 pub mod kernel;
 pub mod protocol;
 

@@ -17,9 +17,13 @@
 //! are not built in start that way and get more only after their first items came back
 //! without a print; a rare print after that may land with a neighbouring item, and puts
 //! the worker back to one item at a time.
+//!
+//! Failed worker starts are counted across the slots (`starts`): two in a row that fail
+//! alike end the run's starts, and the items left fail at once with that error.
 
 mod slot;
 mod spawn;
+mod starts;
 
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::io;
@@ -52,6 +56,8 @@ pub struct WorkerContext {
     pub timeout: Option<std::time::Duration>,
     /// CLOCK_MONOTONIC (ns) at the run clock's zero, to place workers' `start_ns`/`end_ns`.
     pub origin_ns: u64,
+    /// Failed worker starts across the slots: alike twice in a row, no worker starts again.
+    pub starts: starts::StartFailures,
 }
 
 impl WorkerContext {
@@ -71,6 +77,7 @@ impl WorkerContext {
             poolscope,
             max_tasks,
             timeout,
+            starts: starts::StartFailures::default(),
         }
     }
 }

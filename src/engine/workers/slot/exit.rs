@@ -136,6 +136,28 @@ impl Slot<'_> {
                 .map(|order| InFlight { order, head: None }),
             None => None,
         };
+        let item_outcome = match (&w.broken, &outcome) {
+            (Some(broken), _) => Outcome::Error {
+                error: broken.clone(),
+            },
+            (None, Outcome::Exited { code: 0 }) => Outcome::Error {
+                error: if w.ready {
+                    "the worker exited without answering the item (exit 0)".to_string()
+                } else {
+                    "the worker exited before it said it was ready (exit 0)".to_string()
+                },
+            },
+            (None, other) => other.clone(),
+        };
+        if !w.ready && w.leaving.is_none() && !self.closing {
+            // It failed to start; told before its item's end, on which the slot may start
+            // the next worker.
+            let what = match &item_outcome {
+                Outcome::Error { error } => error.clone(),
+                other => other.describe(),
+            };
+            self.start_failed(what, &w.stray[1]);
+        }
         if let Some(mut item) = victim {
             if item.head.is_none() {
                 // It never ran: the worker's start-up output is its output.
@@ -146,19 +168,6 @@ impl Slot<'_> {
                 }
                 item.head = Some(Head { at, captures });
             }
-            let item_outcome = match (&w.broken, &outcome) {
-                (Some(broken), _) => Outcome::Error {
-                    error: broken.clone(),
-                },
-                (None, Outcome::Exited { code: 0 }) => Outcome::Error {
-                    error: if w.ready {
-                        "the worker exited without answering the item (exit 0)".to_string()
-                    } else {
-                        "the worker exited before it said it was ready (exit 0)".to_string()
-                    },
-                },
-                (None, other) => other.clone(),
-            };
             let started = item.head.as_ref().map_or(at, |h| h.at);
             self.worker = Some(w);
             let record = self.record(item, started, at, item_outcome, None, usage);

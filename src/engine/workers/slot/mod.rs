@@ -4,6 +4,7 @@
 
 mod exit;
 mod replies;
+mod starts;
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
@@ -162,8 +163,12 @@ impl Slot<'_> {
         }
     }
 
-    /// Start the slot's worker; if it cannot start, its next order fails.
+    /// Start the slot's worker; if it cannot start, its next order fails (as does every
+    /// order once the run starts no worker any more).
     fn start_worker(&mut self) {
+        if self.refuse_start() {
+            return;
+        }
         self.generation += 1;
         let limit = self
             .shared
@@ -196,6 +201,7 @@ impl Slot<'_> {
                 });
             }
             Err(e) => {
+                self.start_failed(e.to_string(), b"");
                 let order = self.shared.mailbox().orders.pop_front();
                 if let Some(order) = order {
                     let at = self.ctx.run.clock.now();

@@ -106,6 +106,7 @@ impl Slot<'_> {
         match protocol::parse_reply(line) {
             Ok(Reply::Ready) if !w.ready => {
                 w.ready = true;
+                self.ctx.starts.ready();
                 let pid = w.process.pid;
                 self.send_worker(pid, WorkerChange::Ready);
                 true
