@@ -82,7 +82,7 @@ pub fn with_protocol_fds(command: &mut Command, items: RawFd, replies: RawFd) {
 }
 
 /// A pidfd of `pid`, or `None` on kernels before 5.3.
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     // SAFETY: `pidfd_open` has no wrapper in std or nix; it takes a PID and flags and
     // returns a new descriptor or -1, touching no memory of ours.

@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -138,45 +137,18 @@ pub fn check(spec: &WorkerSpec) -> Checked {
 /// Wait until process `pid`, a child, has exited (leaving it to be reaped), at most `limit`;
 /// true if it did.
 fn wait_exit(pid: u32, limit: Duration) -> bool {
+    use crate::engine::child;
     let deadline = Instant::now() + limit;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd >= 0 {
-        // SAFETY: the kernel just returned this descriptor and nobody else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = i32::try_from(left.as_millis() + 1).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut p, 1, ms) };
-            if n > 0 {
-                return true;
-            }
-            if n == 0 || Instant::now() >= deadline {
-                return false;
-            }
-        }
+    if let Some(fd) = child::pidfd_open(pid) {
+        let ready = child::poll(
+            &[(std::os::fd::AsFd::as_fd(&fd), nix::poll::PollFlags::POLLIN)],
+            Some(limit),
+        );
+        return ready == [true] || child::has_exited(pid);
     }
     // No pidfd (Linux before 5.3): look every few milliseconds, without reaping.
     loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid writes into `info`; WNOWAIT leaves the child to be reaped.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: si_pid is set by waitid (0 while the child runs).
-        if r != 0 || unsafe { info.si_pid() } != 0 {
+        if child::has_exited(pid) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -188,11 +160,9 @@ fn wait_exit(pid: u32, limit: Duration) -> bool {
 
 /// A file that is gone from every directory: a memfd, else an unlinked temporary file.
 fn scratch_file() -> std::io::Result<File> {
-    // SAFETY: memfd_create takes a NUL-terminated name and flags.
-    let fd = unsafe { libc::memfd_create(c"poolscope-check".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd >= 0 {
-        // SAFETY: the kernel just returned this descriptor and nobody else owns it.
-        return Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    if let Ok(fd) = memfd_create(c"poolscope-check", MFdFlags::MFD_CLOEXEC) {
+        return Ok(File::from(fd));
     }
     static FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -219,10 +189,7 @@ fn read_back(mut file: File) -> Vec<u8> {
 }
 
 fn kill_group(pid: u32) {
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    crate::engine::child::signal_group(pid, nix::sys::signal::Signal::SIGKILL);
 }
 
 /// What the adapter's answer, or python3's exit without one, means.
