@@ -1,8 +1,7 @@
 //! Sampling while a run is live: which core each task's processes are on (20 Hz, from
 //! `/proc/PID/stat`), each slot's CPU% and RSS (4 Hz), and per-core utilization (4 Hz,
-//! sysinfo). One thread, which the engine starts one placement period into a run
-//! ([`FIRST_SAMPLE_AFTER`]); it ends when its receiver is gone or, at its next tick, once it
-//! is told to stop.
+//! sysinfo). One thread, which the engine starts as a run starts; it ends when its
+//! receiver is gone or, at its next tick, once it is told to stop.
 
 mod placement;
 
@@ -23,10 +22,6 @@ pub type Watched = Arc<Mutex<Vec<(usize, u32)>>>;
 
 /// Placement samples per second.
 pub const PLACEMENT_HZ: u32 = 20;
-
-/// How long into a run its monitor starts: one placement period, so that it does not take
-/// the CPU from the run's first tasks while they start.
-pub const FIRST_SAMPLE_AFTER: Duration = Duration::from_millis(1000 / PLACEMENT_HZ as u64);
 
 /// Every this many placement ticks, loads and core utilization are sampled (4 Hz).
 const SLOW_EVERY: u32 = 5;

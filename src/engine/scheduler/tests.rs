@@ -380,13 +380,12 @@ fn a_task_past_its_time_limit_is_timed_out() {
     assert_eq!(finished[&key(2, 1)].outcome, Outcome::Exited { code: 0 });
 }
 
-#[test]
-fn no_task_is_bound_to_a_busy_slot() {
-    // Task 1 hangs on slot 1 until its time limit; every other task goes to slot 2 as it
-    // frees up, and none is handed to slot 1 while task 1 runs there.
+/// Task 1 hangs on slot 1 until its time limit, with a launcher that takes `depth` orders
+/// waiting behind a running one; every other task must run on slot 2.
+fn with_a_hung_task_on_slot_1(depth: usize) -> Outcomes {
     let mut c = config(2);
     c.timeout = Some(Duration::from_millis(300));
-    let out = schedule(4, c, &[], &[1], &[], &[], None, 0);
+    let out = schedule(4, c, &[], &[1], &[], &[], None, depth);
     let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
     assert_eq!(by_key[&key(1, 1)], 1);
     for seq in 2..=4 {
@@ -396,6 +395,14 @@ fn no_task_is_bound_to_a_busy_slot() {
             "task {seq} waited behind the hung task"
         );
     }
+    out
+}
+
+#[test]
+fn no_task_is_bound_to_a_busy_slot() {
+    // As for processes: none is handed to slot 1 while task 1 runs there, and tasks start
+    // in listed order.
+    let out = with_a_hung_task_on_slot_1(0);
     assert!(out.busy_launches.is_empty(), "{:?}", out.busy_launches);
     let keys: Vec<usize> = out.launched.iter().map(|(k, _)| k.seq).collect();
     assert_eq!(keys, [1, 2, 3, 4]);
@@ -403,21 +410,16 @@ fn no_task_is_bound_to_a_busy_slot() {
 
 #[test]
 fn a_free_slot_takes_over_an_order_waiting_behind_a_long_task() {
-    // With orders held behind running ones (persistent workers of tiny items): task 1 hangs
-    // on slot 1 (until its time limit) and task 3 is queued behind it; slot 2 runs the rest,
-    // taking task 3 back from slot 1 when it has nothing else to do.
-    let mut c = config(2);
-    c.timeout = Some(Duration::from_millis(300));
-    let out = schedule(4, c, &[], &[1], &[], &[], None, 1);
-    let by_key: BTreeMap<AttemptKey, usize> = out.launched.iter().copied().collect();
-    assert_eq!(by_key[&key(1, 1)], 1);
-    for seq in 2..=4 {
-        assert_eq!(
-            by_key[&key(seq, 1)],
-            2,
-            "task {seq} waited behind the hung task"
-        );
-    }
+    // With orders held behind running ones (persistent workers of tiny items), task 3 is
+    // queued behind task 1; slot 2 takes it back when it has nothing else to do.
+    let out = with_a_hung_task_on_slot_1(1);
+    assert!(
+        out.busy_launches
+            .iter()
+            .any(|(k, slot)| *k == key(3, 1) && *slot == 1),
+        "task 3 was never queued behind task 1: {:?}",
+        out.busy_launches
+    );
 }
 
 #[test]
