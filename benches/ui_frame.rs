@@ -30,6 +30,7 @@ fn events(n: usize) -> Vec<Event> {
                 name: format!("task-{seq}"),
             })
             .collect(),
+        cleanup: Default::default(),
     }))];
     for i in 0..n {
         let slot = i % SLOTS + 1;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
 use crate::output::Tail;
@@ -46,6 +46,17 @@ pub struct RunInfo {
     #[serde(with = "crate::record::epoch")]
     pub started_at: SystemTime,
     pub tasks: Vec<TaskInfo>,
+    /// How the run's processes are cleaned up should poolscope die.
+    pub cleanup: CleanupInfo,
+}
+
+/// Whether tasks run in a PID namespace that ends with poolscope (see `guard`), and if
+/// not, the sentence that says so.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CleanupInfo {
+    pub pid_namespace: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// How an attempt ended.

@@ -155,6 +155,7 @@ fn closing_the_window_kills_the_run_and_keeps_its_records() {
         .expect("pids")
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+        .map(|own| host_pid(child.id(), own))
         .collect();
     // SIGTERM closes the window as its close button does.
     signal(child.id(), libc::SIGTERM);

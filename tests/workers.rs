@@ -18,6 +18,19 @@ fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `poolscope run DIR --out OUT` outside a PID namespace, where the PIDs workers see
+/// (`os.getpid()`) are those poolscope records.
+fn run_outside_namespace(dir: &Path, out: &Path) -> std::process::Output {
+    app()
+        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
+        .arg("run")
+        .arg(dir)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("poolscope runs")
+}
+
 /// `results.jsonl` of a run, one JSON value per line.
 fn results(run_dir: &Path) -> Vec<Value> {
     fs::read_to_string(run_dir.join("results.jsonl"))
@@ -125,11 +138,12 @@ fn a_worker_killed_mid_task_fails_that_task_only() {
     let mut child = spawn_run(dir.path(), &out);
     let victim = dir.path().join("victim");
     assert!(wait_for(Duration::from_secs(30), || victim.exists()));
-    let pid: u32 = fs::read_to_string(&victim)
+    let own: i32 = fs::read_to_string(&victim)
         .expect("pid")
         .trim()
         .parse()
         .expect("a pid");
+    let pid = host_pid(child.id(), own) as u32;
     signal(pid, libc::SIGKILL);
     let status = child.wait().expect("poolscope ends");
     assert_eq!(status.code(), Some(1));
@@ -204,7 +218,7 @@ fn max_tasks_per_worker_recycles_workers() {
         "import os\ndef pid(x):\n    return os.getpid()\n",
     );
     let out = dir.path().join("run");
-    let o = run_into(dir.path(), &out, &[]);
+    let o = run_outside_namespace(dir.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     let pids: Vec<u64> = (1..=10)
@@ -234,7 +248,7 @@ fn init_runs_once_per_worker() {
         "import os\nREADY = False\ndef setup():\n    global READY\n    with open('inits', 'a') as log:\n        log.write(f'{os.getpid()}\\n')\n    READY = True\ndef f(x):\n    assert READY\n    return os.getpid()\n",
     );
     let out = dir.path().join("run");
-    let o = run_into(dir.path(), &out, &[]);
+    let o = run_outside_namespace(dir.path(), &out);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let inits: Vec<u64> = fs::read_to_string(dir.path().join("inits"))
         .expect("inits")

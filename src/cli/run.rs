@@ -47,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         },
     };
     let run = engine::prepare(&dir, config, options).map_err(cannot_start)?;
-    if let Some(note) = run.note() {
+    for note in run.note().into_iter().chain(run.cleanup().note.as_deref()) {
         report::note(&format!("note: {note}"));
     }
     let interrupt = Interrupt::install(run.controller());

@@ -1,15 +1,18 @@
 //! Child processes, for command tasks and persistent workers alike: how they are started,
 //! watched and reaped.
 //!
-//! A child is started by std's `Command` in a process group of its own
-//! (`process_group(0)`, which keeps std on its `posix_spawn` path), stdin from `/dev/null`,
-//! stdout and stderr into pipes, and gets a pidfd, so that one `poll` sees its exit beside
-//! its output. It is reaped with `wait4`, for its exit status and resource use; std's
-//! `Child` is never waited on.
+//! A child is started in a process group of its own, stdin from `/dev/null`, stdout and
+//! stderr into pipes, and gets a pidfd, so that one `poll` sees its exit beside its
+//! output. Where the guardian keeps a PID namespace, the guardian starts it there (see
+//! [`crate::guard::spawner`]); else std's `Command` does (`process_group(0)` keeps std on
+//! its `posix_spawn` path). Either way it is this process's child, reaped with `wait4`
+//! for its exit status and resource use.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::event::Outcome;
+use crate::guard;
 
 /// Lines, and at most bytes, of stderr kept with a failed attempt for error reports.
 pub const STDERR_TAIL_LINES: usize = 20;
@@ -33,14 +37,106 @@ pub struct Child {
     pub stderr: OwnedFd,
 }
 
-/// Start `command` (program, arguments, directory and environment set by the caller) in a
-/// process group of its own, stdin from `/dev/null`, stdout and stderr into pipes.
-pub fn spawn(mut command: Command) -> io::Result<Child> {
+/// What to start: a program and its arguments, in a directory, with poolscope's
+/// environment plus `env`.
+pub struct Spec<'a> {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+    /// What the child finds on its fds 3 and 4 (the worker protocol's pipes), if anything.
+    pub protocol: Option<[BorrowedFd<'a>; 2]>,
+}
+
+impl<'a> Spec<'a> {
+    /// `argv[0]` with the rest of `argv` as its arguments, in `cwd`.
+    pub fn new(argv: &[impl AsRef<OsStr>], cwd: impl Into<PathBuf>) -> Self {
+        let mut argv = argv.iter().map(|a| a.as_ref().to_os_string());
+        Spec {
+            program: argv.next().unwrap_or_default(),
+            args: argv.collect(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+            protocol: None,
+        }
+    }
+
+    /// Set `key` to `value` in the child's environment.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Give the child `items` on its fd 3 and `replies` on its fd 4.
+    pub fn protocol(mut self, items: BorrowedFd<'a>, replies: BorrowedFd<'a>) -> Self {
+        self.protocol = Some([items, replies]);
+        self
+    }
+}
+
+/// Start `spec` in a process group of its own, stdin from `/dev/null`, stdout and stderr
+/// into pipes; in the guardian's PID namespace where there is one.
+pub fn spawn(spec: &Spec<'_>) -> io::Result<Child> {
+    match spawn_in_namespace(spec) {
+        Some(started) => started,
+        None => spawn_command(spec),
+    }
+}
+
+/// Through the guardian; `None` if it keeps no namespace (or stopped answering).
+fn spawn_in_namespace(spec: &Spec<'_>) -> Option<io::Result<Child>> {
+    if !guard::namespace_ready() {
+        return None;
+    }
+    let (request, null, (stdout, stdout_child), (stderr, stderr_child)) = match prepare(spec) {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut fds = vec![null.as_fd(), stdout_child.as_fd(), stderr_child.as_fd()];
+    fds.extend(spec.protocol.iter().flatten().copied());
+    let pid = match guard::start_in_namespace(&request, &fds)? {
+        Ok(pid) => pid,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(Ok(Child {
+        pid,
+        pidfd: pidfd_open(pid),
+        stdout,
+        stderr,
+    }))
+}
+
+/// The guardian's request for `spec`, `/dev/null`, and the stdout and stderr pipes.
+type Prepared = (
+    guard::spawner::Request,
+    OwnedFd,
+    (OwnedFd, OwnedFd),
+    (OwnedFd, OwnedFd),
+);
+
+fn prepare(spec: &Spec<'_>) -> io::Result<Prepared> {
+    let request = guard::spawner::Request::new(&spec.program, &spec.args, &spec.cwd, &spec.env)?;
+    let null = OwnedFd::from(std::fs::File::open("/dev/null")?);
+    let stdout = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let stderr = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    Ok((request, null, stdout, stderr))
+}
+
+/// With std's `Command`.
+fn spawn_command(spec: &Spec<'_>) -> io::Result<Child> {
+    let mut command = Command::new(&spec.program);
     command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    if let Some([items, replies]) = spec.protocol {
+        with_protocol_fds(&mut command, items.as_raw_fd(), replies.as_raw_fd());
+    }
     let mut child = command.spawn()?;
     let pid = child.id();
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -59,7 +155,7 @@ pub fn spawn(mut command: Command) -> io::Result<Child> {
 /// Have `command`'s child find `items` on its fd 3 and `replies` on its fd 4 (the worker
 /// protocol's pipes). This makes std fork instead of `posix_spawn`: a worker is started
 /// once per slot, not once per task.
-pub fn with_protocol_fds(command: &mut Command, items: RawFd, replies: RawFd) {
+fn with_protocol_fds(command: &mut Command, items: RawFd, replies: RawFd) {
     use crate::worker::protocol::{ITEMS_FD, REPLIES_FD};
     // SAFETY: std has no way to place a pipe on a given descriptor of a child but a
     // `pre_exec` closure. It runs in the forked child before `exec` and calls only `fcntl`

@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 pub use clock::RunClock;
 
 use crate::config::{Order, PoolConfig};
-use crate::event::{Control, Event, RunInfo, SkipReason, TaskInfo};
+use crate::event::{CleanupInfo, Control, Event, RunInfo, SkipReason, TaskInfo};
 use crate::guard::{self, RunMarker};
 use crate::monitor::{self, Monitor, Watched};
 use crate::output::DEFAULT_FILE_CAP;
@@ -165,6 +165,11 @@ impl Prepared {
         self.note
     }
 
+    /// How its processes are cleaned up should poolscope die.
+    pub fn cleanup(&self) -> &CleanupInfo {
+        &self.run.info.cleanup
+    }
+
     /// A sender of controls (Stop, Kill) for this run, e.g. for a signal handler.
     pub fn controller(&self) -> Sender<Control> {
         self.controls.clone()
@@ -244,6 +249,17 @@ pub fn prepare(
         cores,
         started_at: clock.started_at(),
         tasks: tasks.iter().map(|t| TaskInfo::of(t)).collect(),
+        cleanup: match guard::cleanup() {
+            Some(guard::Cleanup::Namespace) => CleanupInfo {
+                pid_namespace: true,
+                note: None,
+            },
+            Some(other) => CleanupInfo {
+                pid_namespace: false,
+                note: other.note(),
+            },
+            None => CleanupInfo::default(),
+        },
     });
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {

@@ -12,11 +12,18 @@
 //!    marker is killed;
 //! 3. the guardian, a small child process started before the first task (see
 //!    [`guardian`]), kills every process that carries this process's token once this
-//!    process has ended, however it ended.
+//!    process has ended, however it ended; and where the kernel allows it, tasks run in
+//!    a PID namespace that ends with the guardian ([`namespace`]), which leaves the
+//!    kernel to kill them all, even when poolscope and the guardian die together.
 
 pub mod guardian;
+pub mod namespace;
+pub mod spawner;
 
-pub use guardian::{CHECK_EVERY, guardian_main, guardian_running, keep_guardian, start_guardian};
+pub use guardian::{
+    CHECK_EVERY, Cleanup, cleanup, guardian_main, guardian_running, keep_guardian, namespace_ready,
+    start_guardian, start_in_namespace,
+};
 
 use std::fs;
 use std::io::Read;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
-use crate::event::Outcome;
+use crate::event::{CleanupInfo, Outcome};
 use crate::state::{RunState, TaskStatus};
 use crate::task::Task;
 
@@ -26,6 +26,9 @@ pub struct Summary {
     pub speedup: Option<f64>,
     /// CPU seconds poolscope itself used (user + system, its tasks not included).
     pub poolscope_cpu_seconds: f64,
+    /// Whether tasks ran in a PID namespace, and if not, why not.
+    #[serde(default)]
+    pub cleanup: CleanupInfo,
     pub tasks: Vec<TaskSummary>,
     /// Persistent workers (DESIGN §3), in the order they started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -140,6 +143,7 @@ impl Summary {
             serial_estimate_seconds: state.task_time().as_secs_f64(),
             speedup: state.speedup(),
             poolscope_cpu_seconds: state.end.map_or(0.0, |e| e.self_cpu.as_secs_f64()),
+            cleanup: info.map(|i| i.cleanup.clone()).unwrap_or_default(),
             tasks: Vec::new(),
             workers: state
                 .workers

@@ -28,6 +28,7 @@ fn info(tasks: usize, workers: usize, cores: usize) -> Event {
                 name: format!("task {seq}"),
             })
             .collect(),
+        cleanup: Default::default(),
     }))
 }
 

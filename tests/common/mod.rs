@@ -127,3 +127,59 @@ pub fn spawn_run(dir: &Path, out: &Path) -> std::process::Child {
         .spawn()
         .expect("spawn poolscope")
 }
+
+/// The PID (as the tests see it) of the process that calls itself `own` inside the PID
+/// namespace of poolscope `poolscope`'s tasks, that of the init its guardian started;
+/// `own` itself if poolscope keeps no namespace. Tasks record `$$` or `os.getpid()`.
+pub fn host_pid(poolscope: u32, own: i32) -> i32 {
+    let Some(ns) = task_namespace(poolscope) else {
+        return own;
+    };
+    let found = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let p: i32 = e.file_name().to_str()?.parse().ok()?;
+            if fs::read_link(format!("/proc/{p}/ns/pid")).ok()? != ns {
+                return None;
+            }
+            let status = fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            let inner: i32 = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))?
+                .split_whitespace()
+                .last()?
+                .parse()
+                .ok()?;
+            (inner == own).then_some(p)
+        });
+    found.unwrap_or_else(|| panic!("no process {own} in poolscope {poolscope}'s namespace"))
+}
+
+/// The PID namespace (`/proc/PID/ns/pid`'s target) of `poolscope`'s tasks, if it keeps one.
+fn task_namespace(poolscope: u32) -> Option<PathBuf> {
+    let guardian = child_named(poolscope, "poolscope-guard")?;
+    let init = child_named(guardian as u32, "poolscope-init")?;
+    fs::read_link(format!("/proc/{init}/ns/pid")).ok()
+}
+
+/// A live child of `pid` whose command name is `name`, if there is one.
+pub fn child_named(pid: u32, name: &str) -> Option<i32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let p: i32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = fs::read_to_string(format!("/proc/{p}/comm")).ok()?;
+        let status = fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        (comm.trim_end() == name && ppid == pid && alive(p)).then_some(p)
+    })
+}
+
+/// The environment setting that keeps poolscope's tasks out of a PID namespace: for tests
+/// that compare the PIDs tasks see with poolscope's records, which agree only outside one.
+pub const NAMESPACE_OFF: (&str, &str) = ("POOLSCOPE_NAMESPACE", "off");

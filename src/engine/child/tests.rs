@@ -5,10 +5,11 @@ use super::*;
 
 /// Run `sh -c script zero args...` in `cwd`; how it ended, its stdout and stderr.
 fn run(script: &str, args: &[&str], cwd: &Path) -> (Outcome, String, String) {
-    let mut command = Command::new("/bin/sh");
-    command.arg("-c").arg(script).arg("zero").args(args);
-    command.current_dir(cwd);
-    let child = spawn(command).expect("spawn sh");
+    let argv: Vec<&str> = ["/bin/sh", "-c", script, "zero"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let child = spawn(&Spec::new(&argv, cwd)).expect("spawn sh");
     let read = |fd: OwnedFd| {
         let mut s = String::new();
         std::fs::File::from(fd)
@@ -92,20 +93,20 @@ fn sigpipe_is_back_to_default_in_the_child() {
 
 #[test]
 fn a_program_that_cannot_run_is_an_error_that_says_why() {
-    let missing = spawn(Command::new("/nonexistent/program"))
+    let missing = spawn(&Spec::new(&["/nonexistent/program"], "/"))
         .err()
         .expect("an error");
     assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let plain = dir.path().join("plain");
     std::fs::write(&plain, "not a program").expect("write a file");
-    let not_executable = spawn(Command::new(&plain)).err().expect("an error");
+    let not_executable = spawn(&Spec::new(&[&plain], "/")).err().expect("an error");
     assert_eq!(not_executable.kind(), io::ErrorKind::PermissionDenied);
 }
 
 #[test]
 fn the_pidfd_becomes_readable_when_the_child_exits_and_the_signal_is_reported() {
-    let child = spawn(Command::new("/bin/true")).expect("spawn true");
+    let child = spawn(&Spec::new(&["/bin/true"], "/")).expect("spawn true");
     let pidfd = child.pidfd.expect("a pidfd");
     let ready = poll(
         &[(pidfd.as_fd(), PollFlags::POLLIN)],
@@ -115,9 +116,7 @@ fn the_pidfd_becomes_readable_when_the_child_exits_and_the_signal_is_reported() 
     assert!(has_exited(child.pid));
     assert_eq!(reap(child.pid).0.expect("reaped"), OK);
 
-    let mut sleeper = Command::new("/bin/sleep");
-    sleeper.arg("30");
-    let child = spawn(sleeper).expect("spawn sleep");
+    let child = spawn(&Spec::new(&["/bin/sleep", "30"], "/")).expect("spawn sleep");
     assert!(!has_exited(child.pid));
     assert!(signal_group(child.pid, Signal::SIGKILL));
     let (outcome, usage) = reap(child.pid);

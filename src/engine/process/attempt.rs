@@ -1,7 +1,5 @@
 //! One attempt: build the command, start it, capture it until it ends, and make its record.
 
-use std::process::Command;
-
 use crossbeam_channel::Sender;
 
 use super::RunContext;
@@ -25,7 +23,7 @@ pub(super) fn run(
     let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
     let started = ctx.clock.now();
-    let spawned = child::spawn(command(order, ctx, &argv));
+    let spawned = child::spawn(&spec(order, ctx, &argv));
     let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -83,17 +81,16 @@ pub(super) fn run(
     })
 }
 
-/// The command of `argv`: the task's directory and environment plus poolscope's variables.
-fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
+/// What to start for `argv`: the task's directory and environment plus poolscope's
+/// variables.
+fn spec<'a>(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> child::Spec<'a> {
     let key = order.key;
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .current_dir(&order.task.cwd)
-        .envs(order.task.env.iter().map(|(k, v)| (k, v)))
-        .env("POOLSCOPE_TASK", key.seq.to_string())
+    let mut spec = child::Spec::new(argv, &order.task.cwd);
+    for (k, v) in &order.task.env {
+        spec = spec.env(k, v);
+    }
+    spec.env("POOLSCOPE_TASK", key.seq.to_string())
         .env("POOLSCOPE_SLOT", order.slot.to_string())
         .env("POOLSCOPE_RUN", ctx.run_dir.as_os_str())
-        .env(MARKER_VAR, ctx.marker.attempt(key));
-    command
+        .env(MARKER_VAR, ctx.marker.attempt(key))
 }

@@ -2,8 +2,7 @@
 //! piped, its own process group, and a pidfd to notice its exit (see [`child`]).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
@@ -33,23 +32,19 @@ pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Re
     let (items_child, items) = pipe()?;
     let (replies, replies_child) = pipe()?;
     let argv = ctx.spec.argv(&ctx.poolscope);
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .current_dir(&ctx.spec.cwd)
-        .envs(ctx.spec.env.iter().map(|(k, v)| (k, v)))
+    let mut spec = child::Spec::new(&argv, &ctx.spec.cwd);
+    for (k, v) in &ctx.spec.env {
+        spec = spec.env(k, v);
+    }
+    let spec = spec
         .env("POOLSCOPE_SLOT", slot.to_string())
         .env("POOLSCOPE_RUN", ctx.run.run_dir.as_os_str())
         .env(
             MARKER_VAR,
             format!("{}w{slot}.{generation}/", ctx.run.marker.prefix()),
-        );
-    child::with_protocol_fds(
-        &mut command,
-        items_child.as_raw_fd(),
-        replies_child.as_raw_fd(),
-    );
-    let started = child::spawn(command).map_err(|e| {
+        )
+        .protocol(items_child.as_fd(), replies_child.as_fd());
+    let started = child::spawn(&spec).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!(
@@ -58,6 +53,7 @@ pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Re
             ),
         )
     })?;
+    drop(spec);
     drop((items_child, replies_child));
     let output = [Some(started.stdout), Some(started.stderr)];
     for fd in output.iter().flatten().chain([&items, &replies]) {
