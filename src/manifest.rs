@@ -37,6 +37,10 @@ pub struct WorkerTable {
     pub max_tasks_per_worker: Option<Spanned<u32>>,
     /// Per item: past it the worker is killed and replaced, and the item times out.
     pub timeout: Option<HumanDuration>,
+    /// How long a worker may take to say it is ready (default [`READY_TIMEOUT`]).
+    ///
+    /// [`READY_TIMEOUT`]: crate::worker::READY_TIMEOUT
+    pub ready_timeout: Option<HumanDuration>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }

@@ -400,6 +400,9 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
         program,
         cwd: root.to_path_buf(),
         env: w.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ready_timeout: w
+            .ready_timeout
+            .map_or(crate::worker::READY_TIMEOUT, |d| d.0),
     })
 }
 

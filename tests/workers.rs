@@ -376,22 +376,43 @@ fn tiny_tasks_all_reach_the_records() {
 
 #[test]
 fn a_worker_that_never_gets_ready_fails_its_items_in_time() {
+    // No item timeout: the ready timeout alone ends each start, and after two alike no
+    // worker starts again, so the run ends.
     let dir = task_dir(
-        "[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\ntimeout = \"300ms\"\n[each]\nrange = [1, 2]\n",
+        "[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\nready_timeout = \"300ms\"\n[each]\nrange = [1, 6]\n",
     );
     script(&dir.path().join("worker"), "#!/bin/sh\nexec sleep 60\n");
     let out = dir.path().join("run");
-    let o = run_into(dir.path(), &out, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let mut child = spawn_run(dir.path(), &out);
+    let ended = wait_for(Duration::from_secs(30), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !ended {
+        signal(child.id(), libc::SIGKILL);
+    }
+    assert!(ended, "the run did not end within 30 s");
+    assert_eq!(child.wait().expect("status").code(), Some(1));
     let s = summary(&out);
-    for seq in [1, 2] {
+    for seq in 1..=2 {
         let error = task(&s, seq)["error"].as_str().expect("error");
         assert!(
-            error.contains("did not say {\"ready\": true} within"),
-            "{error}"
+            error.contains("did not say {\"ready\": true} within 0.3"),
+            "{seq}: {error}"
         );
     }
-    assert_eq!(worker_pids(&s).len(), 2, "each item got a fresh worker");
+    for seq in 3..=6 {
+        let outcome = task(&s, seq)["outcome"].as_str().expect("outcome");
+        assert!(
+            outcome.contains("did not say {\"ready\": true}")
+                && outcome.contains("no worker starts again"),
+            "{seq}: {outcome}"
+        );
+    }
+    assert_eq!(
+        worker_pids(&s).len(),
+        2,
+        "two starts failed alike, then none"
+    );
 }
 
 #[test]

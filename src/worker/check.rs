@@ -356,6 +356,7 @@ mod tests {
             program: WorkerProgram::Cmd(vec!["./no-such-worker".to_string()]),
             cwd: std::env::temp_dir(),
             env: Vec::new(),
+            ready_timeout: crate::worker::READY_TIMEOUT,
         };
         assert!(matches!(check(&spec), Checked::Ok));
     }

@@ -10,6 +10,7 @@ pub mod protocol;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -107,7 +108,13 @@ pub struct WorkerSpec {
     pub cwd: PathBuf,
     /// Extra environment for every worker.
     pub env: Vec<(String, String)>,
+    /// A worker that has not said it is ready this long after it started is killed, and
+    /// its start counts as failed.
+    pub ready_timeout: Duration,
 }
+
+/// How long a worker may take to say it is ready, unless `[worker] ready_timeout` says.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl WorkerSpec {
     /// The argv that starts one worker; `poolscope` is the executable serving kernels.

@@ -33,10 +33,6 @@ const PREFETCH_BELOW: Duration = Duration::from_millis(1);
 /// of the run) before it is killed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// A worker gets at least this long to say it is ready, however short its first item's
-/// time limit: start-up (imports, `init`) is not the item's time.
-const READY_AT_LEAST: Duration = Duration::from_secs(5);
-
 /// A worker that closes its fd 4 must exit within this, or it is broken.
 const REPLIES_CLOSED_GRACE: Duration = Duration::from_millis(200);
 
@@ -82,8 +78,8 @@ struct Worker {
     done: u32,
     /// Asked to exit (EOF on its fd 3), and why.
     leaving: Option<&'static str>,
-    /// It must say it is ready by then (its first item's time limit, at least
-    /// [`READY_AT_LEAST`]), if it has one.
+    /// It must say it is ready by then (`[worker] ready_timeout` after its start), and
+    /// that limit.
     ready_by: Option<(Instant, Duration)>,
     /// Asked to leave: killed if still there at this instant.
     leave_by: Option<Instant>,
@@ -170,14 +166,8 @@ impl Slot<'_> {
             return;
         }
         self.generation += 1;
-        let limit = self
-            .shared
-            .mailbox()
-            .orders
-            .front()
-            .and_then(|o| o.task.timeout)
-            .or(self.ctx.timeout)
-            .map(|t| t.max(READY_AT_LEAST));
+        // Start-up (imports, `init`) is not an item's time: it has a limit of its own.
+        let limit = self.ctx.spec.ready_timeout;
         match spawn::spawn(self.ctx, self.slot, self.generation) {
             Ok(process) => {
                 self.send_worker(process.pid, WorkerChange::Started);
@@ -194,7 +184,7 @@ impl Slot<'_> {
                     last_stat: None,
                     done: 0,
                     leaving: None,
-                    ready_by: limit.map(|l| (Instant::now() + l, l)),
+                    ready_by: Some((Instant::now() + limit, limit)),
                     leave_by: None,
                     killed_leaving: false,
                     replies_closed_at: None,
