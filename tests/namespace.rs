@@ -16,8 +16,13 @@ const MANIFEST: &str = "[[task]]\nsh = \"id -u; echo $$; read p rest < /proc/$$/
 
 /// Run the task directory `dir` into `out` as `poolscope run`, prefixed by `prefix`
 /// (e.g. `setpriv ...`); the task's three lines and the summary.
-fn run_task(prefix: &[&str], dir: &Path, out: &Path) -> (Vec<String>, serde_json::Value) {
-    let exe = env!("CARGO_BIN_EXE_poolscope");
+fn run_task(
+    prefix: &[&str],
+    exe: &Path,
+    dir: &Path,
+    out: &Path,
+) -> (Vec<String>, serde_json::Value) {
+    let exe = exe.to_str().expect("utf8");
     let argv: Vec<&str> = prefix
         .iter()
         .copied()
@@ -64,7 +69,8 @@ fn as_root_tasks_run_in_a_pid_namespace_and_are_recorded_by_their_outer_pid() {
     }
     let dir = task_dir(MANIFEST);
     let out = tempfile::tempdir().expect("tmp");
-    let (lines, summary) = run_task(&[], dir.path(), out.path());
+    let exe = Path::new(env!("CARGO_BIN_EXE_poolscope"));
+    let (lines, summary) = run_task(&[], exe, dir.path(), out.path());
     check(&lines, &summary, 0);
 }
 
@@ -92,7 +98,8 @@ fn another_user_gets_a_user_namespace_and_keeps_their_uid() {
         "--regid=65534",
         "--clear-groups",
     ];
-    let (lines, summary) = run_task(&prefix, &dir, &out);
+    let exe = binary_for_anyone(open.path());
+    let (lines, summary) = run_task(&prefix, &exe, &dir, &out);
     check(&lines, &summary, 65534);
 }
 

@@ -267,6 +267,7 @@ pub fn prepare(
         marker: RunMarker::new(),
         output_cap: options.output_cap,
         clock,
+        running: Default::default(),
     });
     // Looked up for persistent workers only: `/proc/self/exe` is slow to read here, and a
     // run of plain processes must not wait for it before its first task.

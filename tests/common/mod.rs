@@ -183,3 +183,12 @@ pub fn child_named(pid: u32, name: &str) -> Option<i32> {
 /// The environment setting that keeps poolscope's tasks out of a PID namespace: for tests
 /// that compare the PIDs tasks see with poolscope's records, which agree only outside one.
 pub const NAMESPACE_OFF: (&str, &str) = ("POOLSCOPE_NAMESPACE", "off");
+
+/// A copy of the binary under test in `dir` (which other users must be able to enter),
+/// runnable by any user, wherever the build put the original.
+pub fn binary_for_anyone(dir: &Path) -> PathBuf {
+    let copy = dir.join("poolscope");
+    fs::copy(env!("CARGO_BIN_EXE_poolscope"), &copy).expect("copy the binary");
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
+    copy
+}

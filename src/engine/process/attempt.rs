@@ -4,6 +4,7 @@ use crossbeam_channel::Sender;
 
 use super::RunContext;
 use super::pump::Pump;
+use super::room;
 use crate::engine::child::{self, STDERR_TAIL_BYTES, STDERR_TAIL_LINES};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::event::{AttemptRecord, LiveOutput, Stream};
@@ -22,8 +23,14 @@ pub(super) fn run(
     let stdout = Capture::of_attempt(&ctx.run_dir, key, Stream::Stdout, ctx.output_cap);
     let mut stderr = Capture::of_attempt(&ctx.run_dir, key, Stream::Stderr, ctx.output_cap);
     let argv = order.task.argv(Some(order.slot));
-    let started = ctx.clock.now();
-    let spawned = child::spawn(&spec(order, ctx, &argv));
+    let spec = spec(order, ctx, &argv);
+    let (started, spawned) = loop {
+        let started = ctx.clock.now();
+        match child::spawn(&spec) {
+            Err(e) if room::is_transient(&e) && ctx.running.wait_for_room() => continue,
+            other => break (started, other),
+        }
+    };
     let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(e) => {
@@ -43,6 +50,7 @@ pub(super) fn run(
         }
     };
     let pid = spawned.pid;
+    let _live = ctx.running.started();
     let _ = replies.send(LaunchMsg::Started {
         key,
         pid,

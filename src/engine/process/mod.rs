@@ -10,6 +10,7 @@
 
 mod attempt;
 mod pump;
+mod room;
 
 use std::io;
 use std::path::Path;
@@ -31,6 +32,8 @@ pub struct RunContext {
     pub marker: RunMarker,
     pub output_cap: u64,
     pub clock: RunClock,
+    /// Attempts whose process runs: a refused start waits for one to end.
+    pub running: room::Running,
 }
 
 /// Runs each attempt as a process group, on one thread per worker slot (started on the
