@@ -168,7 +168,7 @@ fn from_manifest(
     }
     for entry in &manifest.task {
         let keys = entry.get_ref().run_keys();
-        let program = program_of(keys, false).map_err(|m| at(entry.span().start, m))?;
+        let program = program_of(keys, false, entry.span().start).map_err(|(o, m)| at(o, m))?;
         let name = entry
             .get_ref()
             .name
@@ -241,8 +241,13 @@ fn from_manifest(
 /// A located problem: byte offset in the manifest, and the message.
 type Located = (usize, String);
 
-fn program_of(keys: RunKeys<'_>, each: bool) -> Result<Program, String> {
+/// The command of a `[[task]]` or `[each]` that starts at byte `start`.
+fn program_of(keys: RunKeys<'_>, each: bool, start: usize) -> Result<Program, Located> {
     let table = if each { "[each]" } else { "a [[task]]" };
+    if let Some(sh) = keys.sh {
+        template::check_shell(sh.get_ref()).map_err(|m| (sh.span().start, m))?;
+    }
+    let located = |m: String| (start, m);
     match (keys.cmd, keys.sh) {
         (Some(_), Some(_)) => Err(format!(
             "{table} has both `cmd` and `sh`; keep one (`cmd` runs an argv, `sh` a shell line)"
@@ -254,8 +259,9 @@ fn program_of(keys: RunKeys<'_>, each: bool) -> Result<Program, String> {
             "{table} has an empty `cmd`; give at least the program to run"
         )),
         (Some(cmd), None) => Ok(Program::Argv(cmd.clone())),
-        (None, Some(sh)) => Ok(Program::Shell(sh.clone())),
+        (None, Some(sh)) => Ok(Program::Shell(sh.get_ref().clone())),
     }
+    .map_err(located)
 }
 
 fn uses_input(program: &Program) -> bool {
@@ -456,7 +462,7 @@ fn expand_items(
 fn expand_each(dir: &mut TaskDir, each: &Spanned<EachTable>) -> Result<(), Located> {
     let table = each.get_ref();
     let keys = table.run_keys();
-    let program = program_of(keys, true).map_err(|m| (each.span().start, m))?;
+    let program = program_of(keys, true, each.span().start)?;
     let inputs: Vec<String> = match each_values(dir, each, uses_input(&program))? {
         EachValues::Numbers(numbers) => numbers.into_iter().map(|n| n.to_string()).collect(),
         EachValues::Strings(strings) => strings,

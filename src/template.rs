@@ -5,8 +5,12 @@
 //! (1-based). Any other brace is literal text.
 //!
 //! In an argv template every element expands to exactly one argument, whatever the
-//! substituted value holds. In a shell template every substituted value is single-quoted,
-//! so a file named `a b; rm -rf ~ $(x)` stays data.
+//! substituted value holds. In a shell template every substituted value is quoted for the
+//! spot it sits in (outside quotes, inside `"..."` or inside `'...'`, see [`shell`]), so a
+//! file named `a b; rm -rf ~ $(x)` stays data; a line with a value where it cannot be
+//! quoted is refused by [`check_shell`].
+
+mod shell;
 
 use std::fmt::Write as _;
 
@@ -108,9 +112,58 @@ pub fn expand_arg(template: &str, values: Values<'_>) -> String {
     expand_with(template, values, str::to_string)
 }
 
-/// Expand a shell line: every substituted value is single-quoted.
+fn placeholder_len(rest: &str) -> Option<usize> {
+    token_at(rest).map(|(text, _)| text.len())
+}
+
+/// Expand a shell line: every substituted value is quoted for its spot. `{#}` and `{%}`
+/// are digits, which need no quoting anywhere; an input-derived value at a spot
+/// [`check_shell`] refuses is left unexpanded (such a line never loads).
 pub fn expand_shell(template: &str, values: Values<'_>) -> String {
-    expand_with(template, values, shell_quote)
+    let mut out = String::with_capacity(template.len() + values.input.len() + 2);
+    let mut from = 0;
+    for (at, place) in shell::scan(template, placeholder_len).spots {
+        let Some((text, token)) = token_at(&template[at..]) else {
+            continue;
+        };
+        out.push_str(&template[from..at]);
+        from = at + text.len();
+        match (token, place) {
+            (Token::Slot, _) if values.slot.is_none() => out.push_str(text),
+            (Token::Seq | Token::Slot, _) => out.push_str(&render(token, values)),
+            (_, Ok(context)) => out.push_str(&shell::quote(context, &render(token, values))),
+            (_, Err(_)) => out.push_str(text),
+        }
+    }
+    out.push_str(&template[from..]);
+    out
+}
+
+/// Can every input-derived value of the shell line `template` be quoted where it sits?
+/// `Err` is the sentence that says which one cannot, and what to do.
+pub fn check_shell(template: &str) -> Result<(), String> {
+    let scan = shell::scan(template, placeholder_len);
+    let mut uses_input = false;
+    for (at, place) in &scan.spots {
+        let Some((text, token)) = token_at(&template[*at..]) else {
+            continue;
+        };
+        if matches!(token, Token::Seq | Token::Slot) {
+            continue;
+        }
+        uses_input = true;
+        if let Err(why) = place {
+            return Err(format!(
+                "`{text}` in `sh` {why}, where no quoting keeps a value literal; poolscope quotes each placeholder itself, so put it outside, in \"...\" or in '...' (e.g. `f={text}; ... \"$f\"`)"
+            ));
+        }
+    }
+    match scan.unterminated {
+        Some(why) if uses_input => Err(format!(
+            "`sh` {why}, so poolscope cannot tell how the shell reads its placeholders; close it (poolscope quotes each placeholder itself)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn basename(path: &str) -> &str {
@@ -205,6 +258,118 @@ mod tests {
         let hostile = "a b; rm -rf ~ $(x) 'q'";
         let line = expand_shell("echo {}", v(hostile));
         assert_eq!(line, r#"echo 'a b; rm -rf ~ $(x) '\''q'\'''"#);
+    }
+
+    #[test]
+    fn shell_values_are_quoted_for_their_spot() {
+        let hostile = r#"a'b"c$d`e\f"#;
+        let line = expand_shell(r#"x {} "{}" '{}' "$(cat {})" {#}"#, v(hostile));
+        assert_eq!(
+            line,
+            r#"x 'a'\''b"c$d`e\f' "a'b\"c\$d\`e\\f" 'a'\''b"c$d`e\f' "$(cat 'a'\''b"c$d`e\f')" 7"#
+        );
+        assert_eq!(expand_shell("echo {} {}", v("a=b")), "echo 'a=b' 'a=b'");
+        assert_eq!(
+            expand_shell("echo `{}`", v("x")),
+            "echo `{}`",
+            "refused spot"
+        );
+        assert_eq!(expand_shell("echo `{#}`", v("x")), "echo `7`");
+    }
+
+    #[test]
+    fn spots_that_cannot_be_quoted_are_refused() {
+        for ok in [
+            "cmd {}",
+            "cmd \"{}\"",
+            "cmd '{}'",
+            "cmd \"a $(basename \"{}\") b\" '{/}'",
+            "f={}; echo \"$f\" # a comment",
+            "cmd '\\{}' \"${HOME}\" `date` {}",
+            "echo $((1 + 2)) {} ${x:-'a b'} {}",
+            "case {} in a) echo '{}';; esac",
+            "echo `{#}` ${{#}} $(({%} + 1))",
+        ] {
+            assert_eq!(check_shell(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("cmd `{}`", "inside backquotes"),
+            ("cmd ${x:-{}}", "inside `${...}`"),
+            ("echo $(( {} ))", "inside `$((...))`"),
+            ("(( {} > 1 ))", "inside `$((...))`"),
+            ("echo $[{}]", "inside `$((...))`"),
+            ("echo $'{}'", "inside `$'...'`"),
+            ("echo # {}", "comment"),
+            ("echo \\{}", "follows a backslash"),
+            ("echo \"\\{}\"", "follows a backslash"),
+            ("echo ${}", "follows a `$`"),
+            ("echo \"${}\"", "follows a `$`"),
+            ("cat <<EOF\n{}\nEOF", "here-document"),
+            ("echo \"$(case x in a) echo;; esac)\" {}", "`case`"),
+            ("echo \"{}", "ends inside a double quote"),
+            ("echo '{}", "ends inside a single quote"),
+            ("echo $(cat {}", "ends inside `$(...)`"),
+        ] {
+            let err = check_shell(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+            assert!(err.contains("quotes each placeholder itself"), "{err}");
+        }
+    }
+
+    /// Every byte string (as UTF-8 text), in each context, reaches `printf %s` exactly.
+    #[test]
+    fn quoted_values_round_trip_through_a_real_shell() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let special = b"$`\"'\\;|&<>(){}*?[]~#!= \t\nab";
+        let mut values: Vec<String> = Vec::new();
+        for _ in 0..300 {
+            let len = (next() % 12) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match next() % 3 {
+                    0 => special[(next() % special.len() as u64) as usize],
+                    _ => (next() % 0x7f + 1) as u8,
+                })
+                .collect();
+            values.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        values.push(String::new());
+        values.push("héllo wörld".to_string());
+        let shells = ["/bin/sh", "/bin/bash"]
+            .into_iter()
+            .filter(|s| std::path::Path::new(s).exists());
+        let templates = [
+            "printf %s {}",
+            "printf %s \"{}\"",
+            "printf %s '{}'",
+            "printf %s \"$(printf %s {})\"",
+        ];
+        for (shell, template) in shells.flat_map(|s| templates.map(|t| (s, t))) {
+            assert_eq!(check_shell(template), Ok(()));
+            for value in &values {
+                let line = expand_shell(template, v(value));
+                let out = std::process::Command::new(shell)
+                    .arg("-c")
+                    .arg(&line)
+                    .output()
+                    .expect("the shell runs");
+                let expected = if template.contains("$(") {
+                    value.trim_end_matches('\n')
+                } else {
+                    value.as_str()
+                };
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout),
+                    expected,
+                    "{shell}: {template} with {value:?}: {line}"
+                );
+            }
+        }
     }
 
     #[test]
