@@ -16,10 +16,24 @@ macro_rules! line {
     }};
 }
 
-/// Print to stdout; a closed stdout (`| head`) is not an error worth a panic.
-pub fn print(text: &str) {
+/// Print to stdout, flushed: an error (a full disk, a closed pipe) is the caller's to
+/// report, never a panic.
+pub fn print(text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Standard output did not take `what`: exit code 1 (or `code`, if that is not 0), and a
+/// sentence that says where the run's records are.
+pub fn lost_output(what: &str, e: &std::io::Error, records: &str, code: u8) -> super::Failure {
+    super::Failure {
+        code: code.max(super::exit::TASKS_FAILED),
+        message: format!(
+            "cannot write {what} to standard output ({e}); the records on disk are not affected: {records}"
+        ),
+    }
 }
 
 /// A progress line on stderr, never a panic.
