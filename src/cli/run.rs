@@ -98,7 +98,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         // Exactly what `summary.json` holds: as the run's end rendered it, or, for a run
         // too large to hold it whole, rendered again here.
         match rendered {
-            Some(json) => report::print(&format!("{json}\n")),
+            Some(json) => report::print_json(&json),
             None => print_json(&Summary::of(&state, &dir.tasks)),
         }
     } else {
@@ -120,7 +120,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 fn print_json(summary: &Summary) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    serde_json::to_writer(&mut out, summary).map_err(std::io::Error::from)?;
+    let mut json = serde_json::Serializer::with_formatter(&mut out, super::terminal::JsonFormatter);
+    serde::Serialize::serialize(summary, &mut json).map_err(std::io::Error::from)?;
     writeln!(out)?;
     out.flush()
 }
