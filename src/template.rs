@@ -9,16 +9,21 @@
 //! spot it sits in (outside quotes, inside `"..."` or inside `'...'`, see [`shell`]), so a
 //! file named `a b; rm -rf ~ $(x)` stays data; a line with a value where it cannot be
 //! quoted is refused by [`check_shell`].
+//!
+//! Values are bytes, as paths are on Unix: a file name that is not UTF-8 expands to its
+//! own bytes. Commands shown to people (joblog, load report) write such bytes as `\xNN`.
 
 mod shell;
 
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// The values a template can refer to.
 #[derive(Debug, Clone, Copy)]
 pub struct Values<'a> {
     /// The input (`{}`), empty for tasks without one.
-    pub input: &'a str,
+    pub input: &'a OsStr,
     /// Task number, 1-based (`{#}`).
     pub seq: usize,
     /// Worker slot, 1-based (`{%}`); `None` renders `{%}` unexpanded (load report).
@@ -69,47 +74,47 @@ pub fn refers_to_slot(s: &str) -> bool {
         .any(|(i, _)| token_at(&s[i..]).is_some_and(|(_, t)| t == Token::Slot))
 }
 
-/// Expand `template`, passing each substituted value through `quote`.
-fn expand_with(template: &str, values: Values<'_>, quote: fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(template.len() + values.input.len());
-    let mut rest = template;
-    while let Some(pos) = rest.find('{') {
-        out.push_str(&rest[..pos]);
-        rest = &rest[pos..];
-        match token_at(rest) {
-            Some((text, token)) => {
-                let value = match (token, values.slot) {
-                    (Token::Slot, None) => text.to_string(),
-                    _ => quote(&render(token, values)),
-                };
-                out.push_str(&value);
-                rest = &rest[text.len()..];
-            }
-            None => {
-                out.push('{');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn render(token: Token, v: Values<'_>) -> String {
+fn render(token: Token, v: Values<'_>) -> Vec<u8> {
+    let input = v.input.as_bytes();
     match token {
-        Token::Input => v.input.to_string(),
-        Token::Basename => basename(v.input).to_string(),
-        Token::Dirname => dirname(v.input).to_string(),
-        Token::NoExt => strip_ext(v.input).to_string(),
-        Token::BasenameNoExt => strip_ext(basename(v.input)).to_string(),
-        Token::Seq => v.seq.to_string(),
-        Token::Slot => v.slot.map(|s| s.to_string()).unwrap_or_default(),
+        Token::Input => input.to_vec(),
+        Token::Basename => basename(input).to_vec(),
+        Token::Dirname => dirname(input).to_vec(),
+        Token::NoExt => strip_ext(input).to_vec(),
+        Token::BasenameNoExt => strip_ext(basename(input)).to_vec(),
+        Token::Seq => v.seq.to_string().into_bytes(),
+        Token::Slot => v
+            .slot
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+            .into_bytes(),
     }
 }
 
 /// Expand one argv element: the result is one argument, never split.
-pub fn expand_arg(template: &str, values: Values<'_>) -> String {
-    expand_with(template, values, str::to_string)
+pub fn expand_arg(template: &str, values: Values<'_>) -> OsString {
+    let mut out = Vec::with_capacity(template.len() + values.input.len());
+    let mut rest = template;
+    while let Some(pos) = rest.find('{') {
+        out.extend_from_slice(&rest.as_bytes()[..pos]);
+        rest = &rest[pos..];
+        match token_at(rest) {
+            Some((text, Token::Slot)) if values.slot.is_none() => {
+                out.extend_from_slice(text.as_bytes());
+                rest = &rest[text.len()..];
+            }
+            Some((text, token)) => {
+                out.extend_from_slice(&render(token, values));
+                rest = &rest[text.len()..];
+            }
+            None => {
+                out.push(b'{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest.as_bytes());
+    OsString::from_vec(out)
 }
 
 fn placeholder_len(rest: &str) -> Option<usize> {
@@ -119,24 +124,26 @@ fn placeholder_len(rest: &str) -> Option<usize> {
 /// Expand a shell line: every substituted value is quoted for its spot. `{#}` and `{%}`
 /// are digits, which need no quoting anywhere; an input-derived value at a spot
 /// [`check_shell`] refuses is left unexpanded (such a line never loads).
-pub fn expand_shell(template: &str, values: Values<'_>) -> String {
-    let mut out = String::with_capacity(template.len() + values.input.len() + 2);
+pub fn expand_shell(template: &str, values: Values<'_>) -> OsString {
+    let mut out = Vec::with_capacity(template.len() + values.input.len() + 2);
     let mut from = 0;
     for (at, place) in shell::scan(template, placeholder_len).spots {
         let Some((text, token)) = token_at(&template[at..]) else {
             continue;
         };
-        out.push_str(&template[from..at]);
+        out.extend_from_slice(&template.as_bytes()[from..at]);
         from = at + text.len();
         match (token, place) {
-            (Token::Slot, _) if values.slot.is_none() => out.push_str(text),
-            (Token::Seq | Token::Slot, _) => out.push_str(&render(token, values)),
-            (_, Ok(context)) => out.push_str(&shell::quote(context, &render(token, values))),
-            (_, Err(_)) => out.push_str(text),
+            (Token::Slot, _) if values.slot.is_none() => out.extend_from_slice(text.as_bytes()),
+            (Token::Seq | Token::Slot, _) => out.extend_from_slice(&render(token, values)),
+            (_, Ok(context)) => {
+                out.extend_from_slice(&shell::quote(context, &render(token, values)))
+            }
+            (_, Err(_)) => out.extend_from_slice(text.as_bytes()),
         }
     }
-    out.push_str(&template[from..]);
-    out
+    out.extend_from_slice(&template.as_bytes()[from..]);
+    OsString::from_vec(out)
 }
 
 /// Can every input-derived value of the shell line `template` be quoted where it sits?
@@ -166,27 +173,32 @@ pub fn check_shell(template: &str) -> Result<(), String> {
     }
 }
 
-fn basename(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    match trimmed.rfind('/') {
+fn trim_slashes(path: &[u8]) -> &[u8] {
+    let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    &path[..end]
+}
+
+fn basename(path: &[u8]) -> &[u8] {
+    let trimmed = trim_slashes(path);
+    match trimmed.iter().rposition(|&b| b == b'/') {
         Some(i) => &trimmed[i + 1..],
         None => trimmed,
     }
 }
 
-fn dirname(path: &str) -> &str {
-    let trimmed = path.trim_end_matches('/');
-    match trimmed.rfind('/') {
-        Some(0) => "/",
+fn dirname(path: &[u8]) -> &[u8] {
+    let trimmed = trim_slashes(path);
+    match trimmed.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
         Some(i) => &trimmed[..i],
-        None => ".",
+        None => b".",
     }
 }
 
 /// Remove the extension of the last path component (`dir/a.b.jpg` → `dir/a.b`).
-fn strip_ext(path: &str) -> &str {
-    let name_start = path.rfind('/').map_or(0, |i| i + 1);
-    match path[name_start..].rfind('.') {
+fn strip_ext(path: &[u8]) -> &[u8] {
+    let name_start = path.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    match path[name_start..].iter().rposition(|&b| b == b'.') {
         Some(0) | None => path,
         Some(i) => &path[..name_start + i],
     }
@@ -213,14 +225,15 @@ pub fn shell_quote(s: &str) -> String {
     out
 }
 
-/// Render an argv as one shell-readable line (for the joblog and the load report).
-pub fn join_argv(argv: &[String]) -> String {
+/// Render an argv as one shell-readable line (for the joblog and the load report); bytes
+/// that are not UTF-8 are written `\xNN`.
+pub fn join_argv<S: AsRef<OsStr>>(argv: &[S]) -> String {
     let mut line = String::new();
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
             line.push(' ');
         }
-        let _ = write!(line, "{}", shell_quote(arg));
+        let _ = write!(line, "{}", shell_quote(&crate::human::name(arg.as_ref())));
     }
     line
 }
@@ -231,7 +244,7 @@ mod tests {
 
     fn v(input: &str) -> Values<'_> {
         Values {
-            input,
+            input: OsStr::new(input),
             seq: 7,
             slot: Some(2),
         }
@@ -316,7 +329,8 @@ mod tests {
         }
     }
 
-    /// Every byte string (as UTF-8 text), in each context, reaches `printf %s` exactly.
+    /// Random byte strings (any byte but NUL, UTF-8 or not), in each context, reach
+    /// `printf %s` exactly, through dash and bash.
     #[test]
     fn quoted_values_round_trip_through_a_real_shell() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
@@ -326,20 +340,21 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let special = b"$`\"'\\;|&<>(){}*?[]~#!= \t\nab";
-        let mut values: Vec<String> = Vec::new();
+        let special = b"$`\"'\\;|&<>(){}*?[]~#!= \t\nab\xff\xc3";
+        let mut values: Vec<Vec<u8>> = Vec::new();
         for _ in 0..300 {
             let len = (next() % 12) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| match next() % 3 {
-                    0 => special[(next() % special.len() as u64) as usize],
-                    _ => (next() % 0x7f + 1) as u8,
-                })
-                .collect();
-            values.push(String::from_utf8_lossy(&bytes).into_owned());
+            values.push(
+                (0..len)
+                    .map(|_| match next() % 3 {
+                        0 => special[(next() % special.len() as u64) as usize],
+                        _ => (next() % 255 + 1) as u8,
+                    })
+                    .collect(),
+            );
         }
-        values.push(String::new());
-        values.push("héllo wörld".to_string());
+        values.push(Vec::new());
+        values.push("héllo wörld".into());
         let shells = ["/bin/sh", "/bin/bash"]
             .into_iter()
             .filter(|s| std::path::Path::new(s).exists());
@@ -352,30 +367,55 @@ mod tests {
         for (shell, template) in shells.flat_map(|s| templates.map(|t| (s, t))) {
             assert_eq!(check_shell(template), Ok(()));
             for value in &values {
-                let line = expand_shell(template, v(value));
+                let values = Values {
+                    input: OsStr::from_bytes(value),
+                    seq: 1,
+                    slot: Some(1),
+                };
+                let line = expand_shell(template, values);
                 let out = std::process::Command::new(shell)
                     .arg("-c")
                     .arg(&line)
                     .output()
                     .expect("the shell runs");
-                let expected = if template.contains("$(") {
-                    value.trim_end_matches('\n')
-                } else {
-                    value.as_str()
-                };
+                let mut expected = value.as_slice();
+                if template.contains("$(") {
+                    while let [rest @ .., b'\n'] = expected {
+                        expected = rest;
+                    }
+                }
                 assert_eq!(
-                    String::from_utf8_lossy(&out.stdout),
-                    expected,
-                    "{shell}: {template} with {value:?}: {line}"
+                    out.stdout, expected,
+                    "{shell}: {template} with {value:?}: {line:?}"
                 );
             }
         }
     }
 
     #[test]
+    fn values_are_bytes() {
+        let values = Values {
+            input: OsStr::from_bytes(b"in/caf\xe9.d/a\xff.jpg"),
+            seq: 1,
+            slot: Some(1),
+        };
+        let arg = expand_arg("{}|{/}|{//}|{.}|{/.}", values);
+        assert_eq!(
+            arg.as_bytes(),
+            b"in/caf\xe9.d/a\xff.jpg|a\xff.jpg|in/caf\xe9.d|in/caf\xe9.d/a\xff|a\xff"
+        );
+        let line = expand_shell("cp {} \"{/.}\"", values);
+        assert_eq!(line.as_bytes(), b"cp 'in/caf\xe9.d/a\xff.jpg' \"a\xff\"");
+        assert_eq!(
+            join_argv(&[OsStr::from_bytes(b"a\xff b"), OsStr::new("c")]),
+            "'a\\xff b' c"
+        );
+    }
+
+    #[test]
     fn slot_left_unexpanded_when_unknown() {
         let values = Values {
-            input: "",
+            input: OsStr::new(""),
             seq: 1,
             slot: None,
         };

@@ -21,35 +21,43 @@ pub enum Context {
 /// Where a value cannot go, as the end of a sentence ("`{}` in `sh` ...").
 pub type Refusal = &'static str;
 
-/// Quote `value` for `context`.
-pub fn quote(context: Context, value: &str) -> String {
+/// Quote `value` (bytes, as a file name is) for `context`.
+pub fn quote(context: Context, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 2);
     match context {
-        Context::Unquoted => unquoted(value),
-        Context::Double => {
-            let mut out = String::with_capacity(value.len() + 2);
-            for c in value.chars() {
-                if matches!(c, '$' | '`' | '"' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
+        Context::Unquoted => {
+            let safe = !value.is_empty()
+                && value
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:,+@%".contains(b));
+            if safe {
+                // One word, never an assignment, a glob, a comment or a tilde.
+                out.extend_from_slice(value);
+            } else {
+                out.push(b'\'');
+                out.extend_from_slice(&quote(Context::Single, value));
+                out.push(b'\'');
             }
-            out
         }
-        Context::Single => value.replace('\'', "'\\''"),
+        Context::Double => {
+            for &b in value {
+                if matches!(b, b'$' | b'`' | b'"' | b'\\') {
+                    out.push(b'\\');
+                }
+                out.push(b);
+            }
+        }
+        Context::Single => {
+            for &b in value {
+                if b == b'\'' {
+                    out.extend_from_slice(b"'\\''");
+                } else {
+                    out.push(b);
+                }
+            }
+        }
     }
-}
-
-/// A value outside quotes: one word, never an assignment, a glob, a comment or a tilde.
-fn unquoted(value: &str) -> String {
-    let safe = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:,+@%".contains(&b));
-    if safe {
-        value.to_string()
-    } else {
-        format!("'{}'", quote(Context::Single, value))
-    }
+    out
 }
 
 /// One frame of the shell's reading: what the text at hand is inside of.

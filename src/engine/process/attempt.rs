@@ -37,7 +37,7 @@ pub(super) fn run(
                     order.task.cwd.display()
                 )
             };
-            let error = format!("cannot start `{}`: {why}", argv[0]);
+            let error = format!("cannot start `{}`: {why}", crate::human::name(&argv[0]));
             stderr.push(format!("poolscope: {error}\n").as_bytes());
             stderr.finish();
             stdout.finish();
@@ -84,7 +84,7 @@ pub(super) fn run(
 }
 
 /// The command of `argv`: the task's directory and environment plus poolscope's variables.
-fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> Command {
+fn command(order: &AttemptOrder, ctx: &RunContext, argv: &[std::ffi::OsString]) -> Command {
     let key = order.key;
     let mut command = Command::new(&argv[0]);
     command
