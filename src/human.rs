@@ -1,6 +1,22 @@
-//! Durations and sizes written for people, the same in the terminal and the app.
+//! Durations, sizes and names written for people, the same in the terminal and the app.
 
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
+
+/// A name or path as text: bytes that are not UTF-8 written `\xNN` (the name itself, as
+/// a program is given it, keeps its bytes).
+pub fn name(os: &OsStr) -> String {
+    let mut out = String::with_capacity(os.len());
+    for chunk in os.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
 
 /// `1.234s`, or `2m03.4s` past a minute.
 pub fn seconds(d: Duration) -> String {
@@ -38,5 +54,10 @@ mod tests {
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.500s");
         assert_eq!(seconds(Duration::from_secs(123)), "2m03.0s");
+        use std::os::unix::ffi::OsStrExt as _;
+        assert_eq!(
+            name(OsStr::from_bytes(b"caf\xc3\xa9-\xff\xfe.txt")),
+            "café-\\xff\\xfe.txt"
+        );
     }
 }

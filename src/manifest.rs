@@ -51,7 +51,7 @@ pub struct WorkerTable {
 pub struct TaskTable {
     pub name: Option<String>,
     pub cmd: Option<Vec<String>>,
-    pub sh: Option<String>,
+    pub sh: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub cwd: Option<Spanned<String>>,
@@ -65,7 +65,7 @@ pub struct EachTable {
     pub inputs: Option<Spanned<Inputs>>,
     pub range: Option<Spanned<[i64; 2]>>,
     pub cmd: Option<Vec<String>>,
-    pub sh: Option<String>,
+    pub sh: Option<Spanned<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub cwd: Option<Spanned<String>>,
@@ -76,7 +76,7 @@ pub struct EachTable {
 #[derive(Debug, Clone, Copy)]
 pub struct RunKeys<'a> {
     pub cmd: Option<&'a Vec<String>>,
-    pub sh: Option<&'a String>,
+    pub sh: Option<&'a Spanned<String>>,
     pub env: &'a BTreeMap<String, String>,
     pub cwd: Option<&'a Spanned<String>>,
     pub timeout: Option<HumanDuration>,

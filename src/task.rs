@@ -1,5 +1,6 @@
 //! A task: one command to run, with the values its replacement strings refer to.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,8 +16,9 @@ pub enum Program {
     Argv(Vec<String>),
     /// A shell line template, run with `/bin/sh -c`; substituted values are quoted.
     Shell(String),
-    /// An argv run exactly as given, without replacement strings (discovered files).
-    Literal(Vec<String>),
+    /// An argv run exactly as given, without replacement strings (discovered files, whose
+    /// names are bytes).
+    Literal(Vec<OsString>),
     /// A work item for a persistent worker, as JSON text (DESIGN §3).
     Item(String),
 }
@@ -30,8 +32,8 @@ pub struct Task {
     pub name: String,
     /// The command template.
     pub program: Program,
-    /// The input (`{}`), empty for tasks without one.
-    pub input: String,
+    /// The input (`{}`), empty for tasks without one; a file name's bytes.
+    pub input: OsString,
     /// Extra environment, on top of poolscope's own environment.
     pub env: Vec<(String, String)>,
     /// Working directory (absolute).
@@ -50,7 +52,7 @@ impl Task {
     }
 
     /// The argv to execute in worker slot `slot` (1-based); `None` leaves `{%}` unexpanded.
-    pub fn argv(&self, slot: Option<usize>) -> Vec<String> {
+    pub fn argv(&self, slot: Option<usize>) -> Vec<OsString> {
         let values = self.values(slot);
         match &self.program {
             Program::Argv(args) => args
@@ -58,12 +60,12 @@ impl Task {
                 .map(|a| template::expand_arg(a, values))
                 .collect(),
             Program::Shell(line) => vec![
-                "/bin/sh".to_string(),
-                "-c".to_string(),
+                "/bin/sh".into(),
+                "-c".into(),
                 template::expand_shell(line, values),
             ],
             Program::Literal(args) => args.clone(),
-            Program::Item(json) => vec![json.clone()],
+            Program::Item(json) => vec![json.into()],
         }
     }
 
@@ -94,7 +96,9 @@ impl Task {
         use std::borrow::Cow;
         Cow::Owned(match &self.program {
             Program::Argv(_) | Program::Literal(_) => template::join_argv(&self.argv(slot)),
-            Program::Shell(line) => template::expand_shell(line, self.values(slot)),
+            Program::Shell(line) => {
+                crate::human::name(&template::expand_shell(line, self.values(slot)))
+            }
             Program::Item(json) => return Cow::Borrowed(json),
         })
     }
@@ -109,7 +113,7 @@ mod tests {
             seq: 3,
             name: input.to_string(),
             program,
-            input: input.to_string(),
+            input: input.into(),
             env: vec![],
             cwd: PathBuf::from("/"),
             timeout: None,

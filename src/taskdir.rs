@@ -2,6 +2,7 @@
 
 mod glob;
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -168,13 +169,13 @@ fn from_manifest(
     }
     for entry in &manifest.task {
         let keys = entry.get_ref().run_keys();
-        let program = program_of(keys, false).map_err(|m| at(entry.span().start, m))?;
+        let program = program_of(keys, false, entry.span().start).map_err(|(o, m)| at(o, m))?;
         let name = entry
             .get_ref()
             .name
             .clone()
             .unwrap_or_else(|| default_name(&program));
-        push_task(&mut dir, name, program, String::new(), keys)
+        push_task(&mut dir, name, program, OsString::new(), keys)
             .map_err(|(offset, m)| at(offset, m))?;
     }
     if let Some(each) = &manifest.each {
@@ -241,8 +242,13 @@ fn from_manifest(
 /// A located problem: byte offset in the manifest, and the message.
 type Located = (usize, String);
 
-fn program_of(keys: RunKeys<'_>, each: bool) -> Result<Program, String> {
+/// The command of a `[[task]]` or `[each]` that starts at byte `start`.
+fn program_of(keys: RunKeys<'_>, each: bool, start: usize) -> Result<Program, Located> {
     let table = if each { "[each]" } else { "a [[task]]" };
+    if let Some(sh) = keys.sh {
+        template::check_shell(sh.get_ref()).map_err(|m| (sh.span().start, m))?;
+    }
+    let located = |m: String| (start, m);
     match (keys.cmd, keys.sh) {
         (Some(_), Some(_)) => Err(format!(
             "{table} has both `cmd` and `sh`; keep one (`cmd` runs an argv, `sh` a shell line)"
@@ -254,25 +260,29 @@ fn program_of(keys: RunKeys<'_>, each: bool) -> Result<Program, String> {
             "{table} has an empty `cmd`; give at least the program to run"
         )),
         (Some(cmd), None) => Ok(Program::Argv(cmd.clone())),
-        (None, Some(sh)) => Ok(Program::Shell(sh.clone())),
+        (None, Some(sh)) => Ok(Program::Shell(sh.get_ref().clone())),
     }
+    .map_err(located)
 }
 
 fn uses_input(program: &Program) -> bool {
     match program {
-        Program::Argv(argv) | Program::Literal(argv) => {
-            argv.iter().any(|a| template::refers_to_input(a))
-        }
+        Program::Argv(argv) => argv.iter().any(|a| template::refers_to_input(a)),
         Program::Shell(line) => template::refers_to_input(line),
+        Program::Literal(_) => false,
         Program::Item(_) => true,
     }
 }
 
 fn default_name(program: &Program) -> String {
     match program {
-        Program::Argv(argv) | Program::Literal(argv) => argv
+        Program::Argv(argv) => argv
             .first()
             .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+            .unwrap_or_default(),
+        Program::Literal(argv) => argv
+            .first()
+            .map(|p| crate::human::name(Path::new(p).file_name().unwrap_or(p)))
             .unwrap_or_default(),
         Program::Shell(line) => line.chars().take(40).collect(),
         Program::Item(json) => json.chars().take(40).collect(),
@@ -283,7 +293,7 @@ fn push_task(
     dir: &mut TaskDir,
     name: String,
     program: Program,
-    input: String,
+    input: OsString,
     keys: RunKeys<'_>,
 ) -> Result<(), Located> {
     let cwd = match keys.cwd {
@@ -435,9 +445,18 @@ fn expand_items(
             .collect(),
         EachValues::Strings(strings) => strings
             .into_iter()
-            .map(|s| {
-                let json = serde_json::to_string(&s).unwrap_or_else(|_| "null".to_string());
-                (s, json)
+            .filter_map(|s| match s.into_string() {
+                Ok(s) => {
+                    let json = serde_json::to_string(&s).unwrap_or_else(|_| "null".to_string());
+                    Some((s, json))
+                }
+                Err(bytes) => {
+                    dir.ignored.push(Ignored {
+                        name: crate::human::name(&bytes),
+                        reason: "its name is not valid UTF-8, and a worker's item is JSON text; rename it to send it".to_string(),
+                    });
+                    None
+                }
             })
             .collect(),
     };
@@ -447,7 +466,7 @@ fn expand_items(
             seq: dir.tasks.len() + 1,
             name: input.clone(),
             program: Program::Item(json),
-            input,
+            input: input.into(),
             env: Vec::new(),
             cwd: dir.root.clone(),
             timeout,
@@ -459,21 +478,27 @@ fn expand_items(
 fn expand_each(dir: &mut TaskDir, each: &Spanned<EachTable>) -> Result<(), Located> {
     let table = each.get_ref();
     let keys = table.run_keys();
-    let program = program_of(keys, true).map_err(|m| (each.span().start, m))?;
-    let inputs: Vec<String> = match each_values(dir, each, uses_input(&program))? {
-        EachValues::Numbers(numbers) => numbers.into_iter().map(|n| n.to_string()).collect(),
+    let program = program_of(keys, true, each.span().start)?;
+    let inputs: Vec<OsString> = match each_values(dir, each, uses_input(&program))? {
+        EachValues::Numbers(numbers) => numbers.into_iter().map(|n| n.to_string().into()).collect(),
         EachValues::Strings(strings) => strings,
     };
     for input in inputs {
-        push_task(dir, input.clone(), program.clone(), input, keys)?;
+        push_task(
+            dir,
+            crate::human::name(&input),
+            program.clone(),
+            input,
+            keys,
+        )?;
     }
     Ok(())
 }
 
 /// What `[each]` runs over.
 enum EachValues {
-    /// `inputs`: a list, or the files a glob matched.
-    Strings(Vec<String>),
+    /// `inputs`: a list, or the files a glob matched (names are bytes).
+    Strings(Vec<OsString>),
     /// `range = [first, last]`.
     Numbers(Vec<i64>),
 }
@@ -514,7 +539,9 @@ fn each_values(
                 .to_string(),
         )),
         (Some(inputs), None) => match inputs.get_ref() {
-            Inputs::List(list) => Ok(EachValues::Strings(list.clone())),
+            Inputs::List(list) => Ok(EachValues::Strings(
+                list.iter().map(OsString::from).collect(),
+            )),
             Inputs::Glob(pattern) => glob_inputs(dir, pattern)
                 .map(EachValues::Strings)
                 .map_err(|m| (inputs.span().start, m)),
@@ -522,20 +549,16 @@ fn each_values(
     }
 }
 
-fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> {
+fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<OsString>, String> {
     let paths = glob::expand(&dir.root, pattern)
         .map_err(|why| format!("`inputs = \"{pattern}\"` is not a valid glob: {why}"))?;
-    let mut inputs = Vec::new();
-    for path in paths {
-        let rel = path.strip_prefix(&dir.root).unwrap_or(&path);
-        match rel.to_str() {
-            Some(s) => inputs.push(s.to_string()),
-            None => dir.ignored.push(Ignored {
-                name: rel.to_string_lossy().into_owned(),
-                reason: "its name is not valid UTF-8, so it cannot be an input".to_string(),
-            }),
-        }
-    }
+    let mut inputs: Vec<OsString> = paths
+        .iter()
+        .map(|path| {
+            let rel = path.strip_prefix(&dir.root).unwrap_or(path);
+            rel.as_os_str().to_owned()
+        })
+        .collect();
     inputs.sort();
     if inputs.is_empty() {
         dir.notes
@@ -569,16 +592,13 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
         worker: None,
     };
     for path in entries {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(crate::human::name).unwrap_or_default();
         match classify(&path, &name) {
             Ok(argv) => dir.tasks.push(Arc::new(Task {
                 seq: dir.tasks.len() + 1,
                 name,
                 program: Program::Literal(argv),
-                input: String::new(),
+                input: OsString::new(),
                 env: Vec::new(),
                 cwd: root.clone(),
                 timeout: None,
@@ -605,8 +625,8 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
     Ok(dir)
 }
 
-/// The argv that runs `path`, or why it is not a task.
-fn classify(path: &Path, name: &str) -> Result<Vec<String>, String> {
+/// The argv that runs `path` (its bytes, whatever its name), or why it is not a task.
+fn classify(path: &Path, name: &str) -> Result<Vec<OsString>, String> {
     if name.starts_with('.') {
         return Err("hidden".to_string());
     }
@@ -617,14 +637,15 @@ fn classify(path: &Path, name: &str) -> Result<Vec<String>, String> {
     if !meta.is_file() {
         return Err("not a regular file".to_string());
     }
-    let file = path.to_string_lossy().into_owned();
+    let file = path.as_os_str().to_owned();
     if meta.permissions().mode() & 0o111 != 0 {
         return Ok(vec![file]);
     }
     match shebang(path) {
-        Some(mut interpreter) => {
-            interpreter.push(file);
-            Ok(interpreter)
+        Some(interpreter) => {
+            let mut argv: Vec<OsString> = interpreter.into_iter().map(OsString::from).collect();
+            argv.push(file);
+            Ok(argv)
         }
         None => Err("not executable and has no #! line".to_string()),
     }

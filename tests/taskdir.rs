@@ -25,11 +25,8 @@ fn without_a_manifest_executables_and_shebang_files_are_tasks() {
     let names: Vec<&str> = loaded.tasks.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["a-script.py", "b-run.sh"]);
     let shebang = loaded.tasks[0].argv(Some(1));
-    assert_eq!(
-        shebang[..2],
-        ["/usr/bin/env".to_string(), "python3 -u".to_string()]
-    );
-    assert!(shebang[2].ends_with("a-script.py"));
+    assert_eq!(shebang[..2], ["/usr/bin/env", "python3 -u"]);
+    assert!(shebang[2].to_string_lossy().ends_with("a-script.py"));
     let ignored: Vec<(&str, &str)> = loaded
         .ignored
         .iter()
@@ -52,7 +49,11 @@ fn discovered_file_names_are_not_templates() {
     script(&dir.path().join("{}.sh"), "#!/bin/sh\necho ran\n");
     let loaded = taskdir::load(dir.path()).expect("loads");
     assert!(matches!(loaded.tasks[0].program, Program::Literal(_)));
-    assert!(loaded.tasks[0].argv(Some(1))[0].ends_with("{}.sh"));
+    assert!(
+        loaded.tasks[0].argv(Some(1))[0]
+            .to_string_lossy()
+            .ends_with("{}.sh")
+    );
 }
 
 #[test]
@@ -65,7 +66,11 @@ fn each_over_a_glob_is_sorted_and_relative() {
         fs::write(dir.path().join("in").join(name), "x").expect("write");
     }
     let loaded = taskdir::load(dir.path()).expect("loads");
-    let inputs: Vec<&str> = loaded.tasks.iter().map(|t| t.input.as_str()).collect();
+    let inputs: Vec<&str> = loaded
+        .tasks
+        .iter()
+        .map(|t| t.input.to_str().expect("utf8"))
+        .collect();
     assert_eq!(inputs, ["in/a.txt", "in/b.txt"]);
     assert_eq!(loaded.tasks[1].seq, 2);
     assert!(loaded.tasks[0].cwd.ends_with("in"));
@@ -94,7 +99,7 @@ fn listed_tasks_come_before_each_and_keep_their_settings() {
 fn range_inputs_are_numbers() {
     let dir = task_dir("[each]\nrange = [3, 5]\ncmd = [\"echo\", \"{}\", \"{#}\"]\n");
     let loaded = taskdir::load(dir.path()).expect("loads");
-    let argv: Vec<Vec<String>> = loaded.tasks.iter().map(|t| t.argv(Some(1))).collect();
+    let argv: Vec<Vec<std::ffi::OsString>> = loaded.tasks.iter().map(|t| t.argv(Some(1))).collect();
     assert_eq!(argv[0], ["echo", "3", "1"]);
     assert_eq!(argv[2], ["echo", "5", "3"]);
 }
@@ -135,7 +140,11 @@ fn globs_follow_the_shell_braces_and_dotfiles() {
         fs::write(dir.path().join(name), "x").expect("write");
     }
     let loaded = taskdir::load(dir.path()).expect("loads");
-    let inputs: Vec<&str> = loaded.tasks.iter().map(|t| t.input.as_str()).collect();
+    let inputs: Vec<&str> = loaded
+        .tasks
+        .iter()
+        .map(|t| t.input.to_str().expect("utf8"))
+        .collect();
     assert_eq!(inputs, ["a.jpg", "b.png", "e.jpg"]);
     fs::write(
         dir.path().join("poolscope.toml"),
@@ -143,7 +152,11 @@ fn globs_follow_the_shell_braces_and_dotfiles() {
     )
     .expect("write");
     let loaded = taskdir::load(dir.path()).expect("loads");
-    let inputs: Vec<&str> = loaded.tasks.iter().map(|t| t.input.as_str()).collect();
+    let inputs: Vec<&str> = loaded
+        .tasks
+        .iter()
+        .map(|t| t.input.to_str().expect("utf8"))
+        .collect();
     assert_eq!(inputs, [".d.jpg", "a.jpg", "e.jpg"]);
 }
 

@@ -125,11 +125,15 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     if let Some(path) = &args.export_markdown {
         write(path, &table)?;
     }
-    report::print(&table);
-    report::print(&format!("records: {}\n", out.display()));
-    Ok(if failed_runs > 0 {
+    let code = if failed_runs > 0 {
         exit::TASKS_FAILED
     } else {
         exit::OK
-    })
+    };
+    report::print(&format!("{table}records: {}\n", out.display()))
+        .map(|()| code)
+        .map_err(|e| {
+            let records = format!("bench.json and the runs are in {}", out.display());
+            report::lost_output("the table", &e, &records, code)
+        })
 }

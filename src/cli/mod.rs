@@ -6,6 +6,7 @@ mod interrupt;
 mod progress;
 mod report;
 mod run;
+mod terminal;
 
 use std::path::PathBuf;
 
@@ -157,7 +158,8 @@ pub fn main() -> u8 {
         Ok(code) => code,
         Err(failure) => {
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "error: {}", failure.message);
+            let message = terminal::escape(&failure.message);
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             failure.code
         }
     }

@@ -62,7 +62,7 @@ impl Progress {
                 let total = state.tasks.len();
                 let done = state.counts().done();
                 let line = line(record, state, done, total);
-                let _ = writeln!(out, "{line}");
+                let _ = writeln!(out, "{}", super::terminal::escape(&line));
             }
             (Progress::Lines(out), Event::RecordProblem(problem)) => {
                 let _ = out.flush();

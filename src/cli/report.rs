@@ -1,8 +1,10 @@
-//! What `poolscope run` prints: the load report (`--dry-run`) and the end-of-run summary.
+//! What `poolscope run` prints: the load report (`--dry-run`) and the end-of-run summary,
+//! all of it through [`terminal::escape`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::terminal::{self, escape};
 use crate::config::PoolConfig;
 use crate::human::seconds;
 use crate::record::Summary;
@@ -16,22 +18,45 @@ macro_rules! line {
     }};
 }
 
-/// Print to stdout; a closed stdout (`| head`) is not an error worth a panic.
-pub fn print(text: &str) {
+/// Print to stdout, flushed: an error (a full disk, a closed pipe) is the caller's to
+/// report, never a panic.
+pub fn print(text: &str) -> std::io::Result<()> {
+    write_out(&escape(text))
+}
+
+/// Print one line of JSON to stdout, as [`print`] does; the JSON value is unchanged.
+pub fn print_json(json: &str) -> std::io::Result<()> {
+    write_out(&format!("{}\n", terminal::escape_json(json)))
+}
+
+fn write_out(text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let _ = std::io::stdout().write_all(text.as_bytes());
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// Standard output did not take `what`: exit code 1 (or `code`, if that is not 0), and a
+/// sentence that says where the run's records are.
+pub fn lost_output(what: &str, e: &std::io::Error, records: &str, code: u8) -> super::Failure {
+    super::Failure {
+        code: code.max(super::exit::TASKS_FAILED),
+        message: format!(
+            "cannot write {what} to standard output ({e}); the records on disk are not affected: {records}"
+        ),
+    }
 }
 
 /// A progress line on stderr, never a panic.
 pub fn note(text: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{text}");
+    let _ = writeln!(std::io::stderr(), "{}", escape(text));
 }
 
 /// A warning line on stderr, never a panic.
 pub fn warn(text: &str) {
     use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "warning: {text}");
+    let _ = writeln!(std::io::stderr(), "warning: {}", escape(text));
 }
 
 /// The load report of `--dry-run`.

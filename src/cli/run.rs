@@ -17,8 +17,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
     let config = args.pool.settings().or(&dir.pool).resolve();
     if args.dry_run {
-        report::print(&report::load_report(&dir, &config));
-        return Ok(exit::OK);
+        return report::print(&report::load_report(&dir, &config))
+            .map(|()| exit::OK)
+            .map_err(|e| Failure {
+                code: exit::TASKS_FAILED,
+                message: format!("cannot write the load report to standard output ({e})"),
+            });
     }
     let run_dir = match (&args.out, args.resume) {
         (Some(out), _) => out.clone(),
@@ -90,30 +94,36 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // Without per-task entries: a run may have many tasks.
     let no_tasks: &[Arc<crate::task::Task>] = &[];
     let summary = Summary::of(&state, no_tasks);
-    if args.json {
+    let printed = if args.json {
         // Exactly what `summary.json` holds: as the run's end rendered it, or, for a run
         // too large to hold it whole, rendered again here.
         match rendered {
-            Some(json) => report::print(&format!("{json}\n")),
+            Some(json) => report::print_json(&json),
             None => print_json(&Summary::of(&state, &dir.tasks)),
         }
     } else {
-        report::print(&report::summary_text(&state, &summary));
+        report::print(&report::summary_text(&state, &summary))
+    };
+    let code = exit_code(&summary, interrupt::interrupted());
+    match printed {
+        Ok(()) => Ok(code),
+        Err(e) => Err(report::lost_output(
+            "the summary",
+            &e,
+            &format!("the run is recorded in {}", summary.run_dir),
+            code,
+        )),
     }
-    Ok(exit_code(&summary, interrupt::interrupted()))
 }
 
 /// Print `summary` on standard output as one line of JSON, as it is rendered.
-fn print_json(summary: &Summary) {
+fn print_json(summary: &Summary) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-    let printed = serde_json::to_writer(&mut out, summary)
-        .map_err(std::io::Error::from)
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush());
-    if let Err(e) = printed {
-        report::warn(&format!("cannot print the summary as JSON: {e}"));
-    }
+    let mut json = serde_json::Serializer::with_formatter(&mut out, super::terminal::JsonFormatter);
+    serde::Serialize::serialize(summary, &mut json).map_err(std::io::Error::from)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 fn exit_code(summary: &Summary, interrupted: bool) -> u8 {

@@ -241,7 +241,7 @@ mod tests {
                     seq: i + 1,
                     name: String::new(),
                     program: program.clone(),
-                    input: format!("in{}", i + 1),
+                    input: format!("in{}", i + 1).into(),
                     env: vec![],
                     cwd: PathBuf::from("/"),
                     timeout: None,

@@ -42,7 +42,7 @@ pub(super) fn run(
                     order.task.cwd.display()
                 )
             };
-            let error = format!("cannot start `{}`: {why}", argv[0]);
+            let error = format!("cannot start `{}`: {why}", crate::human::name(&argv[0]));
             stderr.push(format!("poolscope: {error}\n").as_bytes());
             stderr.finish();
             stdout.finish();
@@ -91,7 +91,11 @@ pub(super) fn run(
 
 /// What to start for `argv`: the task's directory and environment plus poolscope's
 /// variables.
-fn spec<'a>(order: &AttemptOrder, ctx: &RunContext, argv: &[String]) -> child::Spec<'a> {
+fn spec<'a>(
+    order: &AttemptOrder,
+    ctx: &RunContext,
+    argv: &[std::ffi::OsString],
+) -> child::Spec<'a> {
     let key = order.key;
     let mut spec = child::Spec::new(argv, &order.task.cwd);
     for (k, v) in &order.task.env {

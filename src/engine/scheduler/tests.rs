@@ -217,7 +217,7 @@ fn schedule(
                 seq,
                 name: format!("t{seq}"),
                 program: Program::Argv(vec!["true".into()]),
-                input: String::new(),
+                input: std::ffi::OsString::new(),
                 env: vec![],
                 cwd: PathBuf::from("/"),
                 timeout,
