@@ -21,14 +21,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     let run_dir = match (&args.out, args.resume) {
-        (Some(out), _) => out.clone(),
-        (None, true) => engine::latest_run(&dir.root).ok_or_else(|| {
+        (Some(out), _) => Some(out.clone()),
+        (None, true) => Some(engine::latest_run(&dir.root).ok_or_else(|| {
             Failure::bad_input(format!(
                 "--resume found no earlier run in {}; run without --resume first, or pass --out RUNDIR",
                 crate::record::rundir::runs_folder(&dir.root).display()
             ))
-        })?,
-        (None, false) => crate::record::rundir::new_run_dir(&dir.root, std::time::SystemTime::now()),
+        })?),
+        (None, false) => None,
     };
     let options = RunOptions {
         run_dir,
@@ -40,7 +40,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         waker: None,
     };
     let cannot_start = |e: RunError| match e {
-        RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),
+        RunError::RunDir { .. } | RunError::Joblog { .. } | RunError::Busy { .. } => {
+            Failure::bad_input(e)
+        }
         other => Failure {
             code: exit::TASKS_FAILED,
             message: other.to_string(),

@@ -4,6 +4,7 @@
 mod batch;
 pub mod history;
 pub mod joblog;
+pub mod lock;
 pub mod results;
 pub mod resume;
 pub mod rundir;
