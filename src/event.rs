@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
 use crate::output::Tail;
@@ -149,6 +149,32 @@ pub struct AttemptRecord {
     /// What a persistent worker returned for the item (JSON), if it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<serde_json::value::RawValue>>,
+    /// Its files that could not be written in full (disk full, I/O error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostRecord>,
+}
+
+/// A record of the run that could not be written in full: its file (relative to the run
+/// directory, e.g. `joblog.tsv`, `outputs/7.out`) and the first error met writing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRecord {
+    pub file: String,
+    pub error: String,
+}
+
+impl LostRecord {
+    pub fn new(file: impl Into<String>, error: &std::io::Error) -> Self {
+        LostRecord {
+            file: file.into(),
+            error: error.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for LostRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write {} in full: {}", self.file, self.error)
+    }
 }
 
 impl AttemptRecord {
@@ -172,6 +198,7 @@ impl AttemptRecord {
             leftovers_killed: false,
             is_final: false,
             result: None,
+            lost: Vec::new(),
         }
     }
 
@@ -278,8 +305,10 @@ pub enum Event {
         at: Duration,
         usage: Vec<f32>,
     },
-    /// A record of the run could not be written (disk full, permissions).
-    RecordProblem(String),
+    /// A record of the run could not be written in full (disk full, I/O error); sent once
+    /// per file as the run ends, for the files the recorder writes (an attempt's output
+    /// files are in its [`AttemptRecord::lost`]).
+    RecordProblem(LostRecord),
     /// `summary.json` as the run's end rendered it, whether or not it could be written:
     /// sent just before `RunFinished`, for a run of fewer than
     /// [`crate::record::HELD_WHOLE_BELOW`] tasks (a larger run's summary goes to disk as it

@@ -18,6 +18,10 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const TASKS_FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
+    /// A record of the run could not be written in full (disk full, I/O error); it wins
+    /// over [`TASKS_FAILED`], whose tasks the records may no longer show. As sysexits.h's
+    /// `EX_IOERR`.
+    pub const RECORDS_INCOMPLETE: u8 = 74;
     pub const INTERRUPTED: u8 = 130;
 }
 

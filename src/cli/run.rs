@@ -92,7 +92,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // Without per-task entries: a run may have many tasks.
     let no_tasks: &[Arc<crate::task::Task>] = &[];
     let summary = Summary::of(&state, no_tasks);
+    let incomplete = report::incomplete_records(&summary);
     if args.json {
+        if let Some(line) = &incomplete {
+            report::warn(line);
+        }
         // Exactly what `summary.json` holds: as the run's end rendered it, or, for a run
         // too large to hold it whole, rendered again here.
         match rendered {
@@ -122,6 +126,8 @@ fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
     let t = &summary.totals;
     if interrupted {
         exit::INTERRUPTED
+    } else if !summary.incomplete_records.is_empty() {
+        exit::RECORDS_INCOMPLETE
     } else if t.failed + t.timed_out > 0 || t.not_run > 0 || summary.interrupted {
         exit::TASKS_FAILED
     } else {

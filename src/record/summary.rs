@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
-use crate::event::Outcome;
+use crate::event::{LostRecord, Outcome};
 use crate::state::{RunState, TaskStatus};
 use crate::task::Task;
 
@@ -30,6 +30,11 @@ pub struct Summary {
     /// Persistent workers (DESIGN §3), in the order they started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerSummary>,
+    /// Records that could not be written in full (disk full, I/O error): each file once,
+    /// with the first error. `summary.json` itself is not among them when it is the one
+    /// that failed; the command line's last line and exit code say so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_records: Vec<LostRecord>,
 }
 
 /// One persistent worker process: seconds from the run's start.
@@ -154,6 +159,7 @@ impl Summary {
                     exit: w.exit.clone(),
                 })
                 .collect(),
+            incomplete_records: state.lost_records.clone(),
         }
     }
 }

@@ -45,6 +45,7 @@ impl Slot<'_> {
                 .tail()
                 .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES)
         };
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
         AttemptRecord {
             key,
             slot: self.slot,
@@ -59,13 +60,14 @@ impl Slot<'_> {
             user,
             system,
             max_rss,
-            stdout_bytes: stdout.finish(),
-            stderr_bytes: stderr.finish(),
+            stdout_bytes: stdout.total,
+            stderr_bytes: stderr.total,
             stderr_tail,
             cores,
             leftovers_killed: false,
             is_final: false,
             result,
+            lost: [stdout.lost, stderr.lost].into_iter().flatten().collect(),
         }
     }
 
