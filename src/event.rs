@@ -146,12 +146,23 @@ pub struct AttemptRecord {
     pub leftovers_killed: bool,
     /// No further attempt follows this one.
     pub is_final: bool,
-    /// What a persistent worker returned for the item (JSON), if it succeeded.
+    /// What a persistent worker returned for the item, if it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Box<serde_json::value::RawValue>>,
+    pub result: Option<ItemResult>,
     /// Its files that could not be written in full (disk full, I/O error).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<LostRecord>,
+}
+
+/// What a persistent worker returned for an item.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemResult {
+    /// Its JSON, held in the records: at most [`crate::worker::HELD_RESULT`] bytes.
+    Held(Box<serde_json::value::RawValue>),
+    /// Saved to a file of its own ([`crate::record::result_name`]) as it arrived: the bytes
+    /// the worker sent, and whether the file holds only the first `max_result` of them.
+    Saved { bytes: u64, truncated: bool },
 }
 
 /// A record of the run that could not be written in full: its file (relative to the run

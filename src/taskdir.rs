@@ -400,6 +400,9 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
         program,
         cwd: root.to_path_buf(),
         env: w.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        max_result: w
+            .max_result
+            .map_or(crate::worker::DEFAULT_MAX_RESULT, |s| s.0),
     })
 }
 

@@ -159,14 +159,25 @@ pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
 
 /// [`output_path`] relative to the run directory.
 pub fn output_name(key: AttemptKey, stream: Stream) -> String {
+    let ext = match stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
+    };
+    attempt_file(key, ext)
+}
+
+/// Where a persistent worker's result too large to hold is saved, relative to the run
+/// directory: `outputs/7.result`, `outputs/7.attempt2.result`.
+pub fn result_name(key: AttemptKey) -> String {
+    attempt_file(key, "result")
+}
+
+/// `outputs/7.EXT`, or `outputs/7.attempt2.EXT` for a retry.
+fn attempt_file(key: AttemptKey, ext: &str) -> String {
     let stem = if key.attempt == 1 {
         key.seq.to_string()
     } else {
         format!("{}.attempt{}", key.seq, key.attempt)
-    };
-    let ext = match stream {
-        Stream::Stdout => "out",
-        Stream::Stderr => "err",
     };
     format!("{}/{stem}.{ext}", rundir::OUTPUTS)
 }

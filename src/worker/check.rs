@@ -356,6 +356,7 @@ mod tests {
             program: WorkerProgram::Cmd(vec!["./no-such-worker".to_string()]),
             cwd: std::env::temp_dir(),
             env: Vec::new(),
+            max_result: crate::worker::DEFAULT_MAX_RESULT,
         };
         assert!(matches!(check(&spec), Checked::Ok));
     }

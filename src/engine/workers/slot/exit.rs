@@ -9,7 +9,7 @@ use super::{CLOSE_GRACE, Head, InFlight, Slot, Worker};
 use crate::engine::child::{STDERR_TAIL_BYTES, STDERR_TAIL_LINES};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::workers::WorkerContext;
-use crate::event::{AttemptRecord, Outcome, Stream, WorkerChange};
+use crate::event::{AttemptRecord, ItemResult, Outcome, Stream, WorkerChange};
 use crate::monitor;
 use crate::output::Capture;
 
@@ -21,7 +21,7 @@ impl Slot<'_> {
         started: Duration,
         ended: Duration,
         outcome: Outcome,
-        result: Option<Box<serde_json::value::RawValue>>,
+        result: Option<ItemResult>,
         usage: (Duration, Duration, Vec<usize>, u64),
     ) -> AttemptRecord {
         let (user, system, cores, max_rss) = usage;
