@@ -157,9 +157,46 @@ pub struct AttemptRecord {
     pub leftovers_killed: bool,
     /// No further attempt follows this one.
     pub is_final: bool,
-    /// What a persistent worker returned for the item (JSON), if it succeeded.
+    /// What a persistent worker returned for the item, if it succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Box<serde_json::value::RawValue>>,
+    pub result: Option<ItemResult>,
+    /// Its files that could not be written in full (disk full, I/O error).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<LostRecord>,
+}
+
+/// What a persistent worker returned for an item.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemResult {
+    /// Its JSON, held in the records: at most [`crate::worker::HELD_RESULT`] bytes.
+    Held(Box<serde_json::value::RawValue>),
+    /// Saved to a file of its own ([`crate::record::result_name`]) as it arrived: the bytes
+    /// the worker sent, and whether the file holds only the first `max_result` of them.
+    Saved { bytes: u64, truncated: bool },
+}
+
+/// A record of the run that could not be written in full: its file (relative to the run
+/// directory, e.g. `joblog.tsv`, `outputs/7.out`) and the first error met writing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRecord {
+    pub file: String,
+    pub error: String,
+}
+
+impl LostRecord {
+    pub fn new(file: impl Into<String>, error: &std::io::Error) -> Self {
+        LostRecord {
+            file: file.into(),
+            error: error.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for LostRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write {} in full: {}", self.file, self.error)
+    }
 }
 
 impl AttemptRecord {
@@ -183,6 +220,7 @@ impl AttemptRecord {
             leftovers_killed: false,
             is_final: false,
             result: None,
+            lost: Vec::new(),
         }
     }
 
@@ -289,8 +327,10 @@ pub enum Event {
         at: Duration,
         usage: Vec<f32>,
     },
-    /// A record of the run could not be written (disk full, permissions).
-    RecordProblem(String),
+    /// A record of the run could not be written in full (disk full, I/O error); sent once
+    /// per file as the run ends, for the files the recorder writes (an attempt's output
+    /// files are in its [`AttemptRecord::lost`]).
+    RecordProblem(LostRecord),
     /// `summary.json` as the run's end rendered it, whether or not it could be written:
     /// sent just before `RunFinished`, for a run of fewer than
     /// [`crate::record::HELD_WHOLE_BELOW`] tasks (a larger run's summary goes to disk as it

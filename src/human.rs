@@ -44,6 +44,24 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// Parse a size such as `100MiB`, `64KiB` or a bare number of bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. 100MiB, 64KiB or 1048576"))?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" => 1 << 10,
+        "M" | "MB" | "MiB" => 1 << 20,
+        "G" | "GB" | "GiB" => 1 << 30,
+        _ => return Err(format!("`{s}` has an unknown unit; use B, KiB, MiB or GiB")),
+    };
+    Ok(n.saturating_mul(mult))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

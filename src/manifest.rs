@@ -41,6 +41,8 @@ pub struct WorkerTable {
     ///
     /// [`READY_TIMEOUT`]: crate::worker::READY_TIMEOUT
     pub ready_timeout: Option<HumanDuration>,
+    /// Cap of a saved result (the rest is dropped and the result marked truncated).
+    pub max_result: Option<HumanSize>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
@@ -121,5 +123,29 @@ pub struct HumanDuration(pub Duration);
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         config::duration_of_toml(d).map(HumanDuration)
+    }
+}
+
+/// A size in bytes written as `"16MiB"`, `"64KiB"` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanSize(pub u64);
+
+impl<'de> Deserialize<'de> for HumanSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Bytes(n)) => Ok(HumanSize(n)),
+            Ok(Raw::Text(t)) => crate::human::parse_size(&t)
+                .map(HumanSize)
+                .map_err(serde::de::Error::custom),
+            Err(_) => Err(serde::de::Error::custom(
+                "a size is a number of bytes or a string such as \"16MiB\"",
+            )),
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::event::{AttemptKey, Stream};
+use crate::event::{AttemptKey, LostRecord, Stream};
 
 /// Bytes of each stream kept in memory per attempt.
 pub const TAIL_BYTES: usize = 64 * 1024;
@@ -100,8 +100,18 @@ enum Place {
 enum FileState {
     NotYet,
     Open(File),
-    /// It could not be created or written; the tail still holds the output.
-    Failed,
+    /// It could not be created or written: the first error. The tail still holds the
+    /// output.
+    Failed(std::io::Error),
+}
+
+/// What a capture saw and saved, once finished.
+#[derive(Debug)]
+pub struct Saved {
+    /// Bytes the task wrote (including any beyond the cap).
+    pub total: u64,
+    /// The file could not be written in full.
+    pub lost: Option<LostRecord>,
 }
 
 impl Capture {
@@ -137,6 +147,14 @@ impl Capture {
         Arc::clone(&self.tail)
     }
 
+    /// The file as records name it: under the run directory (`outputs/7.out`), or whole.
+    fn name(&self) -> String {
+        match &self.place {
+            Place::Path(path) => path.display().to_string(),
+            Place::Output { key, stream, .. } => crate::record::output_name(*key, *stream),
+        }
+    }
+
     /// The file the output goes to.
     pub fn path(&self) -> PathBuf {
         match &self.place {
@@ -158,18 +176,18 @@ impl Capture {
             return;
         }
         if let FileState::NotYet = self.file {
-            self.file = File::create(self.path()).map_or(FileState::Failed, FileState::Open);
+            self.file = File::create(self.path()).map_or_else(FileState::Failed, FileState::Open);
         }
         if let FileState::Open(file) = &mut self.file
-            && file.write_all(keep).is_err()
+            && let Err(e) = file.write_all(keep)
         {
-            self.file = FileState::Failed;
+            self.file = FileState::Failed(e);
         }
         self.written += keep.len() as u64;
     }
 
-    /// Close the file, noting at its end how much was cut; returns total bytes seen.
-    pub fn finish(mut self) -> u64 {
+    /// Close the file, noting at its end how much was cut.
+    pub fn finish(mut self) -> Saved {
         let total = self.tail.total();
         if total > self.written
             && let FileState::Open(file) = &mut self.file
@@ -179,9 +197,15 @@ impl Capture {
                 self.written,
                 total - self.written
             );
-            let _ = file.write_all(note.as_bytes());
+            if let Err(e) = file.write_all(note.as_bytes()) {
+                self.file = FileState::Failed(e);
+            }
         }
-        total
+        let lost = match &self.file {
+            FileState::Failed(e) => Some(LostRecord::new(self.name(), e)),
+            _ => None,
+        };
+        Saved { total, lost }
     }
 }
 
@@ -214,7 +238,9 @@ mod tests {
         let path = dir.path().join("x.out");
         let mut cap = Capture::new(&path, 10);
         cap.push(b"0123456789abcdef");
-        assert_eq!(cap.finish(), 16);
+        let saved = cap.finish();
+        assert_eq!(saved.total, 16);
+        assert!(saved.lost.is_none());
         let saved = std::fs::read_to_string(&path)?;
         assert!(saved.starts_with("0123456789\n[poolscope: output truncated"));
         assert!(saved.contains("6 more were dropped"));
@@ -226,8 +252,20 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("quiet.err");
         let cap = Capture::new(&path, 10);
-        assert_eq!(cap.finish(), 0);
+        assert_eq!(cap.finish().total, 0);
         assert!(!path.exists());
         Ok(())
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_is_lost_and_says_why() {
+        // /dev/full takes no byte: every write fails with ENOSPC.
+        let mut cap = Capture::new(Path::new("/dev/full"), 100);
+        cap.push(b"abc");
+        let saved = cap.finish();
+        assert_eq!(saved.total, 3, "the tail still counts the bytes");
+        let lost = saved.lost.expect("lost");
+        assert_eq!(lost.file, "/dev/full");
+        assert!(lost.error.contains("No space left"), "{}", lost.error);
     }
 }

@@ -413,6 +413,9 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
         ready_timeout: w
             .ready_timeout
             .map_or(crate::worker::READY_TIMEOUT, |d| d.0),
+        max_result: w
+            .max_result
+            .map_or(crate::worker::DEFAULT_MAX_RESULT, |s| s.0),
     })
 }
 

@@ -165,7 +165,7 @@ pub fn run(
                 if warmup { k + 1 } else { k + 1 - plan.warmup }
             ));
             let options = RunOptions {
-                run_dir: run_dir.clone(),
+                run_dir: Some(run_dir.clone()),
                 resume: false,
                 output_cap: plan.output_cap,
                 guardian: plan.guardian.clone(),

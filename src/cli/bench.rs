@@ -58,12 +58,8 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
         w
     });
     let out = args.out.clone().unwrap_or_else(|| {
-        let stamp = rundir::new_run_dir(&dir.root, std::time::SystemTime::now());
-        let name = stamp
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        dir.root.join(".poolscope").join("bench").join(name)
+        let stamp = rundir::stamp(std::time::SystemTime::now());
+        dir.root.join(".poolscope").join("bench").join(stamp)
     });
     let plan = Plan {
         workers,

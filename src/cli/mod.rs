@@ -19,6 +19,10 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const TASKS_FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
+    /// A record of the run could not be written in full (disk full, I/O error); it wins
+    /// over [`TASKS_FAILED`], whose tasks the records may no longer show. As sysexits.h's
+    /// `EX_IOERR`.
+    pub const RECORDS_INCOMPLETE: u8 = 74;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -100,22 +104,7 @@ impl PoolArgs {
     }
 }
 
-pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size; write e.g. 100MiB, 64KiB or 1048576"))?;
-    let mult = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KB" | "KiB" => 1 << 10,
-        "M" | "MB" | "MiB" => 1 << 20,
-        "G" | "GB" | "GiB" => 1 << 30,
-        _ => return Err(format!("`{s}` has an unknown unit; use B, KiB, MiB or GiB")),
-    };
-    Ok(n.saturating_mul(mult))
-}
+pub(crate) use crate::human::parse_size;
 
 /// A command failed: what to print, and the exit code.
 #[derive(Debug)]

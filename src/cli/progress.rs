@@ -66,9 +66,9 @@ impl Progress {
             }
             (Progress::Lines(out), Event::RecordProblem(problem)) => {
                 let _ = out.flush();
-                super::report::warn(problem)
+                super::report::warn(&problem.to_string())
             }
-            (_, Event::RecordProblem(problem)) => super::report::warn(problem),
+            (_, Event::RecordProblem(problem)) => super::report::warn(&problem.to_string()),
             _ => {}
         }
     }

@@ -146,5 +146,44 @@ pub fn summary_text(state: &RunState, summary: &Summary) -> String {
         }
     }
     line!(out, "run directory: {}", summary.run_dir);
+    if let Some(line) = incomplete_records(summary) {
+        line!(out, "{line}");
+    }
     out
+}
+
+/// Files named in the line about incomplete records; the rest are counted.
+const LOST_NAMED: usize = 5;
+
+/// The line that says which records could not be written in full, if any.
+pub fn incomplete_records(summary: &Summary) -> Option<String> {
+    let lost = &summary.incomplete_records;
+    let first = lost.first()?;
+    let head = format!(
+        "records incomplete (exit code {})",
+        super::exit::RECORDS_INCOMPLETE
+    );
+    if lost.len() == 1 {
+        return Some(format!(
+            "{head}: {} could not be written in full: {}",
+            first.file, first.error
+        ));
+    }
+    let mut files: Vec<&str> = lost
+        .iter()
+        .take(LOST_NAMED)
+        .map(|l| l.file.as_str())
+        .collect();
+    let more = lost.len() - files.len();
+    let last = if more > 0 {
+        format!("{more} more")
+    } else {
+        files.pop().unwrap_or_default().to_string()
+    };
+    Some(format!(
+        "{head}: {} files could not be written in full ({} and {last}); the first error: {}",
+        lost.len(),
+        files.join(", "),
+        first.error
+    ))
 }

@@ -25,14 +25,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             });
     }
     let run_dir = match (&args.out, args.resume) {
-        (Some(out), _) => out.clone(),
-        (None, true) => engine::latest_run(&dir.root).ok_or_else(|| {
+        (Some(out), _) => Some(out.clone()),
+        (None, true) => Some(engine::latest_run(&dir.root).ok_or_else(|| {
             Failure::bad_input(format!(
                 "--resume found no earlier run in {}; run without --resume first, or pass --out RUNDIR",
                 crate::record::rundir::runs_folder(&dir.root).display()
             ))
-        })?,
-        (None, false) => crate::record::rundir::new_run_dir(&dir.root, std::time::SystemTime::now()),
+        })?),
+        (None, false) => None,
     };
     let options = RunOptions {
         run_dir,
@@ -44,7 +44,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         waker: None,
     };
     let cannot_start = |e: RunError| match e {
-        RunError::RunDir { .. } | RunError::Joblog { .. } => Failure::bad_input(e),
+        RunError::RunDir { .. } | RunError::Joblog { .. } | RunError::Busy { .. } => {
+            Failure::bad_input(e)
+        }
         other => Failure {
             code: exit::TASKS_FAILED,
             message: other.to_string(),
@@ -94,7 +96,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // Without per-task entries: a run may have many tasks.
     let no_tasks: &[Arc<crate::task::Task>] = &[];
     let summary = Summary::of(&state, no_tasks);
+    let incomplete = report::incomplete_records(&summary);
     let printed = if args.json {
+        if let Some(line) = &incomplete {
+            report::warn(line);
+        }
         // Exactly what `summary.json` holds: as the run's end rendered it, or, for a run
         // too large to hold it whole, rendered again here.
         match rendered {
@@ -130,6 +136,8 @@ fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
     let t = &summary.totals;
     if interrupted {
         exit::INTERRUPTED
+    } else if !summary.incomplete_records.is_empty() {
+        exit::RECORDS_INCOMPLETE
     } else if t.failed + t.timed_out > 0 || t.not_run > 0 || summary.interrupted {
         exit::TASKS_FAILED
     } else {

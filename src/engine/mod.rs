@@ -24,7 +24,7 @@ use crate::event::{CleanupInfo, Control, Event, RunInfo, SkipReason, TaskInfo};
 use crate::guard::{self, RunMarker};
 use crate::monitor::{self, Monitor, Watched};
 use crate::output::DEFAULT_FILE_CAP;
-use crate::record::{Recorder, history, joblog, resume, rundir};
+use crate::record::{Recorder, history, joblog, lock, resume, rundir};
 use crate::task::Task;
 use crate::taskdir::TaskDir;
 use crate::worker::WorkerSpec;
@@ -36,8 +36,9 @@ use workers::{WorkerContext, WorkerLauncher};
 /// How to run, beyond the pool's configuration.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Where the run's records go (created if missing).
-    pub run_dir: PathBuf,
+    /// Where the run's records go (created if missing); `None`: a fresh directory under
+    /// the task directory's runs folder (see [`rundir::create_fresh`]).
+    pub run_dir: Option<PathBuf>,
     /// Skip the tasks that already have a successful line in `run_dir`'s joblog (matched
     /// by Seq and Command, see [`resume`]).
     pub resume: bool,
@@ -68,10 +69,11 @@ impl std::fmt::Debug for Waker {
 }
 
 impl RunOptions {
-    /// A new run of `dir` recorded in a fresh run directory, guarded by the current executable.
-    pub fn new_for(dir: &TaskDir) -> Self {
+    /// A new run recorded in a fresh run directory of its task directory, guarded by the
+    /// current executable.
+    pub fn fresh() -> Self {
         RunOptions {
-            run_dir: rundir::new_run_dir(&dir.root, std::time::SystemTime::now()),
+            run_dir: None,
             resume: false,
             output_cap: DEFAULT_FILE_CAP,
             guardian: std::env::current_exe().ok(),
@@ -89,6 +91,12 @@ pub enum RunError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("cannot record in the run directory `{}`: {source}; wait for that run to end, or pass --out RUNDIR to record elsewhere", path.display())]
+    Busy {
+        path: PathBuf,
+        #[source]
+        source: lock::LockError,
     },
     #[error("cannot read the joblog `{}` to resume: {source}", path.display())]
     Joblog {
@@ -217,8 +225,24 @@ pub fn prepare(
         Order::LongestFirst => history::previous_durations(&dir.root),
         Order::Listed => BTreeMap::new(),
     };
-    let run_dir = options.run_dir.clone();
-    rundir::create(&run_dir).map_err(|source| RunError::RunDir {
+    let run_dir = match &options.run_dir {
+        Some(run_dir) => rundir::create(run_dir)
+            .map(|()| run_dir.clone())
+            .map_err(|source| RunError::RunDir {
+                path: run_dir.clone(),
+                source,
+            })?,
+        None => {
+            rundir::create_fresh(&dir.root, std::time::SystemTime::now()).map_err(|source| {
+                RunError::RunDir {
+                    path: rundir::runs_folder(&dir.root),
+                    source,
+                }
+            })?
+        }
+    };
+    // Before the joblog is read or touched: a live run may be writing it.
+    let lock = lock::acquire(&run_dir).map_err(|source| RunError::Busy {
         path: run_dir.clone(),
         source,
     })?;
@@ -288,6 +312,7 @@ pub fn prepare(
         config,
         ctx,
         recorder: Arc::new(Mutex::new(recorder)),
+        lock,
         final_sweep: options.final_sweep,
         controls: control_rx,
     };
@@ -335,6 +360,8 @@ struct Run {
     config: PoolConfig,
     ctx: Arc<RunContext>,
     recorder: Arc<Mutex<Recorder>>,
+    /// Held until the records are written.
+    lock: lock::RunLock,
     final_sweep: bool,
     controls: Receiver<Control>,
 }
@@ -400,6 +427,8 @@ impl Run {
         recorder.observe(&finished);
         let records = recorder.finish();
         drop(recorder);
+        // Free for a `--resume` as soon as the faces hear that the run is over.
+        drop(self.lock);
         for problem in records.problems {
             sink(Event::RecordProblem(problem));
         }

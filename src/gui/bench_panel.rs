@@ -77,12 +77,8 @@ impl BenchPanel {
             self.error = Some("this directory cannot run; see its load report".to_string());
             return;
         };
-        let stamp = rundir::new_run_dir(&dir.root, std::time::SystemTime::now());
-        let out = dir
-            .root
-            .join(".poolscope")
-            .join("bench")
-            .join(stamp.file_name().unwrap_or_default());
+        let stamp = rundir::stamp(std::time::SystemTime::now());
+        let out = dir.root.join(".poolscope").join("bench").join(stamp);
         let plan = Plan {
             workers,
             runs: self.runs.max(1) as usize,

@@ -134,7 +134,7 @@ impl Session {
     /// Start a run with `config`; it becomes the run on display.
     pub fn start(&mut self, config: PoolConfig, waker: Option<Waker>) -> Result<(), String> {
         let dir = self.loaded.as_ref().map_err(Clone::clone)?;
-        let mut options = RunOptions::new_for(dir);
+        let mut options = RunOptions::fresh();
         options.waker = waker;
         let handle = engine::start(dir, config, options).map_err(|e| e.to_string())?;
         self.runs.push(RunView {

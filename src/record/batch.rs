@@ -1,6 +1,8 @@
 //! Lines gathered in memory and appended to a file together: while finished tasks arrive
 //! back to back, one `write` carries many lines; the engine flushes whenever it has
-//! nothing else to do, and a batch never grows past [`BATCH`].
+//! nothing else to do, and a batch never grows past [`BATCH`]. A batch that could not be
+//! written in full (disk full) is dropped, cut back to the last whole line, so that later
+//! lines start clean.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -49,6 +51,13 @@ impl Batched {
         Ok(())
     }
 
+    /// Nothing is in the file (yet, or after a batch written in part was cut off).
+    pub fn nothing_written(&self) -> bool {
+        self.file
+            .as_ref()
+            .is_none_or(|f| f.metadata().is_ok_and(|m| m.len() == 0))
+    }
+
     /// Write what is waiting.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
@@ -59,11 +68,19 @@ impl Batched {
                 OpenOptions::new()
                     .create(true)
                     .append(true)
+                    // To cut a batch written in part back to its whole lines.
+                    .read(true)
                     .open(&self.path)?,
             );
         }
         let written = match &mut self.file {
-            Some(file) => file.write_all(&self.pending),
+            Some(file) => file.write_all(&self.pending).inspect_err(|_| {
+                // The part of the batch that went out ends mid-line.
+                let _ = file
+                    .metadata()
+                    .and_then(|m| whole_lines(file, m.len()))
+                    .and_then(|whole| file.set_len(whole));
+            }),
             None => Ok(()),
         };
         self.pending.clear();
@@ -76,4 +93,20 @@ impl Drop for Batched {
     fn drop(&mut self) {
         let _ = self.flush();
     }
+}
+
+/// How many of the first `len` bytes of `file` are whole lines: up to its last newline.
+pub(super) fn whole_lines(file: &std::fs::File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, part, start)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }

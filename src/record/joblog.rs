@@ -46,7 +46,7 @@ impl Joblog {
             Err(e) => return Err(e),
         };
         let mut len = file.metadata()?.len();
-        let whole = whole_lines(&file, len)?;
+        let whole = super::batch::whole_lines(&file, len)?;
         if whole < len {
             file.set_len(whole)?;
             len = whole;
@@ -76,7 +76,12 @@ impl Joblog {
 
     /// Write the lines gathered so far.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        let flushed = self.out.flush();
+        if flushed.is_err() && self.out.nothing_written() {
+            // The header went with the lost batch: the next line brings it.
+            self.header_due = true;
+        }
+        flushed
     }
 
     /// The header, if the file is new and has none yet: before its first line, or at a
@@ -87,22 +92,6 @@ impl Joblog {
             self.out.buffer().extend_from_slice(HEADER.as_bytes());
         }
     }
-}
-
-/// How many of the first `len` bytes of `file` are whole lines: up to its last newline.
-fn whole_lines(file: &std::fs::File, len: u64) -> io::Result<u64> {
-    let mut end = len;
-    let mut chunk = [0u8; 4096];
-    while end > 0 {
-        let start = end.saturating_sub(chunk.len() as u64);
-        let part = &mut chunk[..(end - start) as usize];
-        std::os::unix::fs::FileExt::read_exact_at(file, part, start)?;
-        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
 }
 
 /// One joblog line.
@@ -221,6 +210,7 @@ mod tests {
             leftovers_killed: false,
             is_final: true,
             result: None,
+            lost: Vec::new(),
         }
     }
 

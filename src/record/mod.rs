@@ -4,6 +4,7 @@
 mod batch;
 pub mod history;
 pub mod joblog;
+pub mod lock;
 pub mod results;
 pub mod resume;
 pub mod rundir;
@@ -13,7 +14,7 @@ pub mod trace;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::event::{AttemptKey, Event, Stream};
+use crate::event::{AttemptKey, Event, LostRecord, Stream};
 use crate::state::RunState;
 use crate::task::Task;
 
@@ -26,7 +27,8 @@ pub struct Recorder {
     joblog: joblog::Joblog,
     results: results::Results,
     state: RunState,
-    errors: Vec<String>,
+    /// Its own files that could not be written in full, each once.
+    lost: Vec<LostRecord>,
 }
 
 impl Recorder {
@@ -38,8 +40,19 @@ impl Recorder {
             run_dir: run_dir.to_path_buf(),
             tasks,
             state: RunState::new(),
-            errors: Vec::new(),
+            lost: Vec::new(),
         })
+    }
+
+    /// `file` could not be written in full: the first time, note it in the model (and so in
+    /// `summary.json`) and keep it for the faces.
+    fn lose(&mut self, file: &str, error: &std::io::Error) {
+        if self.lost.iter().any(|l| l.file == file) {
+            return;
+        }
+        let lost = LostRecord::new(file, error);
+        self.state.apply(&Event::RecordProblem(lost.clone()));
+        self.lost.push(lost);
     }
 
     /// Record `event`: a joblog line per finished task, and the model for the rest.
@@ -57,8 +70,7 @@ impl Recorder {
             .map(|t| t.command_text(Some(record.slot)))
             .unwrap_or_default();
         if let Err(e) = self.joblog.append(record, self.start_epoch(), &command) {
-            self.errors
-                .push(format!("cannot append to the joblog: {e}"));
+            self.lose(joblog::FILE, &e);
         }
         if self.state.info.is_some()
             && self
@@ -67,8 +79,7 @@ impl Recorder {
                 .is_some_and(|t| t.item().is_some())
             && let Err(e) = self.results.append(record)
         {
-            self.errors
-                .push(format!("cannot append to {}: {e}", results::FILE));
+            self.lose(results::FILE, &e);
         }
     }
 
@@ -76,12 +87,10 @@ impl Recorder {
     /// engine has nothing else to do.
     pub fn flush(&mut self) {
         if let Err(e) = self.joblog.flush() {
-            self.errors
-                .push(format!("cannot append to the joblog: {e}"));
+            self.lose(joblog::FILE, &e);
         }
         if let Err(e) = self.results.flush() {
-            self.errors
-                .push(format!("cannot append to {}: {e}", results::FILE));
+            self.lose(results::FILE, &e);
         }
     }
 
@@ -92,16 +101,19 @@ impl Recorder {
             .map_or(0.0, |i| epoch::seconds(i.started_at))
     }
 
-    /// Write `trace.json` and `summary.json`.
+    /// Write `trace.json`, then `summary.json` (which lists the records written only in
+    /// part, `trace.json` included).
     pub fn finish(&mut self) -> Finished {
         self.joblog.header_if_none();
         self.flush();
-        let (state, tasks, run_dir) = (&self.state, &self.tasks, &self.run_dir);
-        let trace_path = run_dir.join(trace::FILE);
-        let summary_path = run_dir.join(summary::FILE);
+        let trace_path = self.run_dir.join(trace::FILE);
+        if let Err(e) = write_streamed(&trace_path, &trace::render(&self.state)) {
+            self.lose(trace::FILE, &e);
+        }
+        let (state, tasks) = (&self.state, &self.tasks);
+        let summary_path = self.run_dir.join(summary::FILE);
         let summary = Summary::of(state, tasks);
         let mut rendered = None;
-        let write_trace = || write_streamed(&trace_path, &trace::render(state));
         let summary_written = if tasks.len() < HELD_WHOLE_BELOW {
             // Kept whole for the faces (`--json` prints it).
             match serde_json::to_string(&summary) {
@@ -117,16 +129,11 @@ impl Recorder {
         } else {
             write_streamed(&summary_path, &summary)
         };
-        if let Err(e) = write_trace() {
-            self.errors
-                .push(format!("cannot write {}: {e}", trace::FILE));
-        }
         if let Err(e) = summary_written {
-            self.errors
-                .push(format!("cannot write {}: {e}", summary::FILE));
+            self.lose(summary::FILE, &e);
         }
         Finished {
-            problems: std::mem::take(&mut self.errors),
+            problems: std::mem::take(&mut self.lost),
             summary: rendered,
         }
     }
@@ -134,8 +141,9 @@ impl Recorder {
 
 /// What is left of a run's records once they are written.
 pub struct Finished {
-    /// Every problem met while recording.
-    pub problems: Vec<String>,
+    /// The files of the recorder's own that could not be written in full (an attempt's
+    /// output files are in its record).
+    pub problems: Vec<LostRecord>,
     /// `summary.json` as rendered, for a run of fewer than [`HELD_WHOLE_BELOW`] tasks.
     pub summary: Option<Arc<str>>,
 }
@@ -146,16 +154,32 @@ pub const HELD_WHOLE_BELOW: usize = 1000;
 
 /// Where an attempt's stream is saved: `outputs/7.out`, `outputs/7.attempt2.err`.
 pub fn output_path(run_dir: &Path, key: AttemptKey, stream: Stream) -> PathBuf {
+    run_dir.join(output_name(key, stream))
+}
+
+/// [`output_path`] relative to the run directory.
+pub fn output_name(key: AttemptKey, stream: Stream) -> String {
+    let ext = match stream {
+        Stream::Stdout => "out",
+        Stream::Stderr => "err",
+    };
+    attempt_file(key, ext)
+}
+
+/// Where a persistent worker's result too large to hold is saved, relative to the run
+/// directory: `outputs/7.result`, `outputs/7.attempt2.result`.
+pub fn result_name(key: AttemptKey) -> String {
+    attempt_file(key, "result")
+}
+
+/// `outputs/7.EXT`, or `outputs/7.attempt2.EXT` for a retry.
+fn attempt_file(key: AttemptKey, ext: &str) -> String {
     let stem = if key.attempt == 1 {
         key.seq.to_string()
     } else {
         format!("{}.attempt{}", key.seq, key.attempt)
     };
-    let ext = match stream {
-        Stream::Stdout => "out",
-        Stream::Stderr => "err",
-    };
-    run_dir.join(rundir::OUTPUTS).join(format!("{stem}.{ext}"))
+    format!("{}/{stem}.{ext}", rundir::OUTPUTS)
 }
 
 /// Write `path` through a temporary file of its own that `fill` writes, then renamed into
@@ -165,8 +189,13 @@ fn write_through_temporary(
     fill: impl FnOnce(std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let tmp = temporary(path);
-    fill(std::fs::File::create(&tmp)?)?;
-    std::fs::rename(tmp, path)
+    let written = std::fs::File::create(&tmp)
+        .and_then(fill)
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Write `value` as JSON to `path` as it is rendered, in few, large writes (records of

@@ -1,11 +1,13 @@
 //! `results.jsonl` (persistent workers): one line per item as its final reply arrives,
-//! `{"task": N, "ok": value}` or `{"task": N, "error": text}`.
+//! `{"task": N, "ok": value}` or `{"task": N, "error": text}`; a result too large to hold
+//! is in a file of its own, and its line says where:
+//! `{"task": N, "result_file": "outputs/N.result", "result_bytes": B, "result_truncated": false}`.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::batch::Batched;
-use crate::event::{AttemptRecord, Outcome};
+use crate::event::{AttemptRecord, ItemResult, Outcome};
 
 pub const FILE: &str = "results.jsonl";
 
@@ -26,8 +28,15 @@ impl Results {
         let seq = record.key.seq;
         let line = self.out.buffer();
         match (&record.result, &record.outcome) {
-            (Some(value), _) => {
+            (Some(ItemResult::Held(value)), _) => {
                 write!(line, "{{\"task\":{seq},\"ok\":{}}}", value.get())?;
+            }
+            (Some(ItemResult::Saved { bytes, truncated }), _) => {
+                let file = super::result_name(record.key);
+                write!(
+                    line,
+                    "{{\"task\":{seq},\"result_file\":\"{file}\",\"result_bytes\":{bytes},\"result_truncated\":{truncated}}}"
+                )?;
             }
             (None, Outcome::Error { error }) => {
                 write!(line, "{{\"task\":{seq},\"error\":")?;

@@ -1,4 +1,5 @@
 //! Where runs are recorded: `DIR/.poolscope/runs/<UTC timestamp>/` unless `--out` says.
+//! A run holds its directory's [`super::lock`] while it records.
 
 use std::fs;
 use std::io;
@@ -13,19 +14,36 @@ pub fn runs_folder(root: &Path) -> PathBuf {
     root.join(RECORDS).join("runs")
 }
 
-/// A fresh run directory name under `root`'s runs folder, e.g. `2026-11-25T19-03-12.123Z`.
-pub fn new_run_dir(root: &Path, now: SystemTime) -> PathBuf {
-    let stamp = humantime::format_rfc3339_millis(now)
+/// A run directory name for `now`, e.g. `2026-11-25T19-03-12.123Z`.
+pub fn stamp(now: SystemTime) -> String {
+    humantime::format_rfc3339_millis(now)
         .to_string()
-        .replace(':', "-");
+        .replace(':', "-")
+}
+
+/// Create a fresh run directory (and its `outputs/`) under `root`'s runs folder, named
+/// for `now`, or with `-2`, `-3`, ... after that name while it is taken. Each name is
+/// taken by `create_dir`, which fails if the directory exists, so that runs started in
+/// the same millisecond get one directory each.
+pub fn create_fresh(root: &Path, now: SystemTime) -> io::Result<PathBuf> {
+    let stamp = stamp(now);
     let base = runs_folder(root);
-    let mut dir = base.join(&stamp);
-    let mut n = 2;
-    while dir.exists() {
-        dir = base.join(format!("{stamp}-{n}"));
-        n += 1;
+    fs::create_dir_all(&base)?;
+    let mut n = 1;
+    loop {
+        let dir = match n {
+            1 => base.join(&stamp),
+            n => base.join(format!("{stamp}-{n}")),
+        };
+        match fs::create_dir(&dir) {
+            Ok(()) => {
+                create(&dir)?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            Err(e) => return Err(e),
+        }
     }
-    dir
 }
 
 /// The most recent run directory of `root`, by name.
@@ -44,4 +62,28 @@ pub const OUTPUTS: &str = "outputs";
 /// Create the run directory `dir` and its `outputs/` folder.
 pub fn create(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir.join(OUTPUTS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_the_same_millisecond_get_a_directory_each() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let now = SystemTime::now();
+        let dirs: Vec<PathBuf> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..16)
+                .map(|_| s.spawn(|| create_fresh(root.path(), now).expect("created")))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("joined"))
+                .collect()
+        });
+        let distinct: std::collections::BTreeSet<&PathBuf> = dirs.iter().collect();
+        assert_eq!(distinct.len(), 16, "{dirs:?}");
+        assert!(dirs.iter().all(|d| d.join(OUTPUTS).is_dir()));
+        assert!(dirs.contains(&runs_folder(root.path()).join(stamp(now))));
+    }
 }

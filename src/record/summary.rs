@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PoolConfig;
-use crate::event::{CleanupInfo, Outcome};
+use crate::event::{CleanupInfo, ItemResult, LostRecord, Outcome};
 use crate::state::{RunState, TaskStatus};
 use crate::task::Task;
 
@@ -33,6 +33,11 @@ pub struct Summary {
     /// Persistent workers (DESIGN §3), in the order they started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<WorkerSummary>,
+    /// Records that could not be written in full (disk full, I/O error): each file once,
+    /// with the first error. `summary.json` itself is not among them when it is the one
+    /// that failed; the command line's last line and exit code say so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete_records: Vec<LostRecord>,
 }
 
 /// One persistent worker process: seconds from the run's start.
@@ -97,9 +102,17 @@ pub struct TaskSummary {
     /// Last lines of stderr, for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
-    /// What a persistent worker returned for the item.
+    /// What a persistent worker returned for the item, when it is held in the records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<serde_json::value::RawValue>>,
+    /// Where a result too large to hold was saved (`outputs/N.result`), how many bytes the
+    /// worker sent, and whether the file holds only the first `max_result` of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_truncated: Option<bool>,
     /// The error a persistent worker answered the item with (e.g. a traceback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -158,6 +171,7 @@ impl Summary {
                     exit: w.exit.clone(),
                 })
                 .collect(),
+            incomplete_records: state.lost_records.clone(),
         }
     }
 }
@@ -184,6 +198,9 @@ fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
         stderr_bytes: None,
         stderr_tail: None,
         result: None,
+        result_file: None,
+        result_bytes: None,
+        result_truncated: None,
         error: None,
     };
     match status {
@@ -220,7 +237,15 @@ fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
             s.stdout_bytes = Some(record.stdout_bytes);
             s.stderr_bytes = Some(record.stderr_bytes);
             s.stderr_tail = (!ok).then(|| record.stderr_tail.clone());
-            s.result = record.result.clone();
+            match &record.result {
+                Some(ItemResult::Held(value)) => s.result = Some(value.clone()),
+                Some(ItemResult::Saved { bytes, truncated }) => {
+                    s.result_file = Some(super::result_name(record.key));
+                    s.result_bytes = Some(*bytes);
+                    s.result_truncated = Some(*truncated);
+                }
+                None => {}
+            }
             s.error = match &record.outcome {
                 Outcome::Error { error } => Some(error.clone()),
                 _ => None,

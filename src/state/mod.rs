@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::event::{
-    AttemptKey, AttemptRecord, Event, LiveOutput, Outcome, Placement, RunInfo, SkipReason,
-    WorkerChange,
+    AttemptKey, AttemptRecord, Event, LiveOutput, LostRecord, Outcome, Placement, RunInfo,
+    SkipReason, WorkerChange,
 };
 
 /// Where a task stands.
@@ -125,6 +125,8 @@ pub struct RunState {
     pub busy: Vec<(Duration, u32)>,
     /// Every persistent worker of the run, in the order they started.
     pub workers: Vec<WorkerLife>,
+    /// Records that could not be written in full, in the order they were found.
+    pub lost_records: Vec<LostRecord>,
     /// Time of the latest event.
     pub now: Duration,
     pub end: Option<RunEnd>,
@@ -168,7 +170,8 @@ impl RunState {
                 at,
                 output,
             } => self.attempt_started(*key, *slot, *pid, *at, output),
-            Event::Output { .. } | Event::RecordProblem(_) | Event::Summary(_) => {}
+            Event::RecordProblem(lost) => self.lost_records.push(lost.clone()),
+            Event::Output { .. } | Event::Summary(_) => {}
             Event::Worker {
                 slot,
                 pid,
@@ -334,6 +337,7 @@ impl RunState {
 
     fn attempt_finished(&mut self, record: &Arc<AttemptRecord>) {
         self.advance(record.ended);
+        self.lost_records.extend(record.lost.iter().cloned());
         let was_running = self
             .slots
             .get(record.slot.wrapping_sub(1))

@@ -357,6 +357,7 @@ mod tests {
             cwd: std::env::temp_dir(),
             env: Vec::new(),
             ready_timeout: crate::worker::READY_TIMEOUT,
+            max_result: crate::worker::DEFAULT_MAX_RESULT,
         };
         assert!(matches!(check(&spec), Checked::Ok));
     }

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod kernel;
+pub mod long_reply;
 pub mod protocol;
 
 use std::ffi::OsString;
@@ -16,6 +17,15 @@ use serde::Serialize;
 
 /// The Python adapter, run as `python3 -c ADAPTER FILE.py:FUNCTION [FILE.py:INIT]`.
 pub const ADAPTER: &str = include_str!("adapter.py");
+
+/// Default cap of a saved result (`[worker] max_result`): past it a result is cut and
+/// marked truncated.
+pub const DEFAULT_MAX_RESULT: u64 = 16 << 20;
+
+/// A result up to this size is held in the records (`results.jsonl`, `summary.json`); a
+/// larger one is saved to a file of its own, `outputs/N.result`, as its reply arrives.
+/// A reply line up to this size is also read whole; a longer one is read in pieces.
+pub const HELD_RESULT: usize = 64 << 10;
 
 /// The hidden subcommand of the `poolscope` binary that serves a built-in kernel.
 pub const KERNEL_SUBCOMMAND: &str = "__worker";
@@ -111,6 +121,8 @@ pub struct WorkerSpec {
     /// A worker that has not said it is ready this long after it started is killed, and
     /// its start counts as failed.
     pub ready_timeout: Duration,
+    /// Cap of a saved result, bytes (`[worker] max_result`).
+    pub max_result: u64,
 }
 
 /// How long a worker may take to say it is ready, unless `[worker] ready_timeout` says.

@@ -44,9 +44,10 @@ pub(super) fn run(
             };
             let error = format!("cannot start `{}`: {why}", crate::human::name(&argv[0]));
             stderr.push(format!("poolscope: {error}\n").as_bytes());
-            stderr.finish();
-            stdout.finish();
-            return Box::new(AttemptRecord::not_started(key, order.slot, started, error));
+            let lost = [stdout.finish().lost, stderr.finish().lost];
+            let mut record = AttemptRecord::not_started(key, order.slot, started, error);
+            record.lost = lost.into_iter().flatten().collect();
+            return Box::new(record);
         }
     };
     let pid = spawned.pid;
@@ -63,6 +64,10 @@ pub(super) fn run(
     let mut pump = Pump::new(key, pid, ctx, replies, [stdout, stderr]);
     let exit = pump.run(spawned, buf);
     let [stdout, stderr] = pump.into_captures();
+    let stderr_tail = stderr
+        .tail()
+        .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES);
+    let (stdout, stderr) = (stdout.finish(), stderr.finish());
     Box::new(AttemptRecord {
         key,
         slot: order.slot,
@@ -77,15 +82,14 @@ pub(super) fn run(
         user: exit.usage.user,
         system: exit.usage.system,
         max_rss: exit.usage.max_rss,
-        stderr_tail: stderr
-            .tail()
-            .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES),
-        stdout_bytes: stdout.finish(),
-        stderr_bytes: stderr.finish(),
+        stderr_tail,
+        stdout_bytes: stdout.total,
+        stderr_bytes: stderr.total,
         cores: exit.last_core.into_iter().collect(),
         leftovers_killed: exit.leftovers_killed,
         is_final: false,
         result: None,
+        lost: [stdout.lost, stderr.lost].into_iter().flatten().collect(),
     })
 }
 

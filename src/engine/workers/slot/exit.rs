@@ -9,7 +9,7 @@ use super::{CLOSE_GRACE, Head, InFlight, Slot, Worker};
 use crate::engine::child::{STDERR_TAIL_BYTES, STDERR_TAIL_LINES};
 use crate::engine::launcher::{AttemptOrder, LaunchMsg};
 use crate::engine::workers::WorkerContext;
-use crate::event::{AttemptRecord, Outcome, Stream, WorkerChange};
+use crate::event::{AttemptRecord, ItemResult, Outcome, Stream, WorkerChange};
 use crate::monitor;
 use crate::output::Capture;
 
@@ -21,7 +21,7 @@ impl Slot<'_> {
         started: Duration,
         ended: Duration,
         outcome: Outcome,
-        result: Option<Box<serde_json::value::RawValue>>,
+        result: Option<ItemResult>,
         usage: (Duration, Duration, Vec<usize>, u64),
     ) -> AttemptRecord {
         let (user, system, cores, max_rss) = usage;
@@ -45,6 +45,7 @@ impl Slot<'_> {
                 .tail()
                 .last_lines(STDERR_TAIL_LINES, STDERR_TAIL_BYTES)
         };
+        let (stdout, stderr) = (stdout.finish(), stderr.finish());
         AttemptRecord {
             key,
             slot: self.slot,
@@ -59,13 +60,14 @@ impl Slot<'_> {
             user,
             system,
             max_rss,
-            stdout_bytes: stdout.finish(),
-            stderr_bytes: stderr.finish(),
+            stdout_bytes: stdout.total,
+            stderr_bytes: stderr.total,
             stderr_tail,
             cores,
             leftovers_killed: false,
             is_final: false,
             result,
+            lost: [stdout.lost, stderr.lost].into_iter().flatten().collect(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod exit;
 mod replies;
+mod result;
 mod starts;
 
 use std::collections::VecDeque;
@@ -66,6 +67,8 @@ struct Worker {
     outgoing: Vec<u8>,
     /// A reply line not yet complete.
     partial: Vec<u8>,
+    /// A reply line too long to hold, being read.
+    long: Option<Box<replies::LongLine>>,
     /// It has written to stdout or stderr: feed it one item at a time.
     printed: bool,
     /// It broke the protocol: what it did.
@@ -178,6 +181,7 @@ impl Slot<'_> {
                     in_flight: VecDeque::new(),
                     outgoing: Vec::new(),
                     partial: Vec::new(),
+                    long: None,
                     printed: false,
                     broken: None,
                     stray: [Vec::new(), Vec::new()],
