@@ -1,6 +1,27 @@
-//! Durations and sizes written for people, the same in the terminal and the app.
+//! Durations, sizes and values written for people, the same in the terminal and the app.
 
 use std::time::Duration;
+
+/// Characters of a value a sentence shows before it cuts it short.
+const EXCERPT_CHARS: usize = 60;
+
+/// `text` as a one-line sentence shows it: control characters escaped (a line break is
+/// `\n`), and cut after [`EXCERPT_CHARS`] characters with `…`.
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == EXCERPT_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// `1.234s`, or `2m03.4s` past a minute.
 pub fn seconds(d: Duration) -> String {
@@ -38,5 +59,13 @@ mod tests {
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.500s");
         assert_eq!(seconds(Duration::from_secs(123)), "2m03.0s");
+    }
+
+    #[test]
+    fn excerpts_stay_on_one_short_line() {
+        assert_eq!(excerpt("a\nb\t\u{1b}[2J"), "a\\nb\\t\\u{1b}[2J");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long), format!("{}…", "é".repeat(60)));
+        assert_eq!(excerpt("plain"), "plain");
     }
 }

@@ -147,6 +147,66 @@ fn worker_mistakes_are_located() {
     }
 }
 
+#[test]
+fn durations_longer_than_a_year_are_refused_at_their_key() {
+    let values = [
+        "1e19",
+        "\"500000000000y\"",
+        "18446744073709551615",
+        "31557601",
+        "\"367 days\"",
+    ];
+    for value in values {
+        let manifests = [
+            format!("[pool]\ntimeout = {value}\n[[task]]\ncmd = [\"true\"]\n"),
+            format!("[[task]]\ncmd = [\"true\"]\ntimeout = {value}\n"),
+            format!("[each]\nrange = [1, 2]\ntimeout = {value}\ncmd = [\"true\"]\n"),
+            format!("[worker]\nbuiltin = \"noop\"\ntimeout = {value}\n[each]\nrange = [1, 2]\n"),
+        ];
+        for (manifest, at) in manifests
+            .iter()
+            .zip([":2:11: ", ":3:11: ", ":3:11: ", ":3:11: "])
+        {
+            let dir = task_dir(manifest);
+            let path = dir.path().to_str().expect("utf8");
+            for o in [run(&["run", path, "--dry-run"]), run(&["run", path])] {
+                let line = one_error_line(&o);
+                assert!(
+                    line.contains(&format!("poolscope.toml{at}")) && line.contains("too long"),
+                    "{manifest}\n→ {line}"
+                );
+            }
+            assert!(!dir.path().join(".poolscope").exists(), "nothing ran");
+        }
+    }
+}
+
+#[test]
+fn a_timeout_flag_longer_than_a_year_is_refused() {
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let path = dir.path().to_str().expect("utf8");
+    for value in ["1e19", "500000000000y", "18446744073709551615", "-1", "nan"] {
+        let o = run(&["run", path, "--dry-run", &format!("--timeout={value}")]);
+        assert_eq!(o.status.code(), Some(2), "{value}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ") && err.contains("--timeout") && !err.contains("panicked"),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_of_a_year_runs() {
+    let dir = task_dir(
+        "[pool]\ntimeout = \"1y\"\n[worker]\nbuiltin = \"noop\"\ntimeout = 31557600\n[each]\nrange = [1, 3]\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary(&out)["totals"]["ok"], 3);
+}
+
 /// A Python worker's task directory: `manifest`, and `work.py` holding `python`, whose
 /// top level appends `POOLSCOPE_SLOT` (or `check`, without one) to the file `imports`.
 fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {

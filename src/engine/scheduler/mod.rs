@@ -255,7 +255,10 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 };
                 run.pid = Some(pid);
                 // From the start itself: the report of it may come a little later.
-                run.deadline = run.timeout.map(|t| self.clock.instant(at) + t);
+                // A limit past the end of time is no limit.
+                run.deadline = run
+                    .timeout
+                    .and_then(|t| self.clock.instant(at).checked_add(t));
                 let pending_kill = run.kill.is_some();
                 if let Some((_, at)) = &mut run.kill {
                     // The grace before SIGKILL counts from the SIGTERM sent now.

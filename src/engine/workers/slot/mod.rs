@@ -194,7 +194,7 @@ impl Slot<'_> {
                     last_stat: None,
                     done: 0,
                     leaving: None,
-                    ready_by: limit.map(|l| (Instant::now() + l, l)),
+                    ready_by: limit.and_then(|l| Some((Instant::now().checked_add(l)?, l))),
                     leave_by: None,
                     killed_leaving: false,
                     replies_closed_at: None,
