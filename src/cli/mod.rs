@@ -18,6 +18,8 @@ pub mod exit {
     pub const OK: u8 = 0;
     pub const TASKS_FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
+    /// A bug: a thread of poolscope panicked (sysexits' EX_SOFTWARE).
+    pub const INTERNAL: u8 = 70;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -130,6 +132,14 @@ impl Failure {
             message: message.to_string(),
         }
     }
+
+    /// A panic (described by [`crate::engine::panics`]): poolscope's own fault.
+    pub fn internal(panic: &str, after: &str) -> Self {
+        Failure {
+            code: exit::INTERNAL,
+            message: format!("internal error: {panic}; {after}"),
+        }
+    }
 }
 
 /// Parse the command line, run it, and turn the result into an exit code.
@@ -146,13 +156,19 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let result = match cli.command {
+    let ran = crate::engine::panics::catch(|| match cli.command {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
         Some(Command::Worker { kernel }) => serve_kernel(&kernel),
         None => open_app(cli.dir, cli.screenshot, cli.run),
-    };
+    });
+    let result = ran.unwrap_or_else(|panic| {
+        Err(Failure::internal(
+            &panic,
+            "please report it, with the lines above",
+        ))
+    });
     match result {
         Ok(code) => code,
         Err(failure) => {

@@ -5,6 +5,7 @@
 pub mod child;
 mod clock;
 pub mod launcher;
+pub mod panics;
 pub mod process;
 pub mod scheduler;
 pub mod workers;
@@ -104,6 +105,8 @@ pub enum RunError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("internal error: {0}; the run stopped there")]
+    Panicked(String),
 }
 
 /// A live run: its events, and a way to steer it.
@@ -111,7 +114,7 @@ pub struct RunHandle {
     pub events: Receiver<Event>,
     pub run_dir: PathBuf,
     controls: Sender<Control>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl RunHandle {
@@ -124,10 +127,13 @@ impl RunHandle {
         let _ = self.controls.send(control);
     }
 
-    /// Wait for the run's thread to end (after `RunFinished`).
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Wait for the run's thread to end (after `RunFinished`, or after its events end
+    /// without one). `Err` describes the panic that ended the run: an internal error.
+    pub fn join(mut self) -> Result<(), String> {
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(panic))) => Err(panic),
+            Some(Err(payload)) => Err(panics::describe(&*payload)),
         }
     }
 }
@@ -184,7 +190,13 @@ impl Prepared {
                         wake();
                     }
                 };
-                run.go(&mut send);
+                let recorder = Arc::clone(&run.recorder);
+                let ran = panics::catch(|| run.go(&mut send));
+                if ran.is_err() {
+                    // What was recorded up to the panic stays: the joblog's lines.
+                    recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+                }
+                ran
             })
             .map_err(RunError::Thread)?;
         Ok(RunHandle {
@@ -466,8 +478,7 @@ pub fn run_to_end(
             break;
         }
     }
-    handle.join();
-    Ok(())
+    handle.join().map_err(RunError::Panicked)
 }
 
 /// The run directory a `--resume` of `root` continues: its latest run.

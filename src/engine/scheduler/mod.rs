@@ -170,19 +170,20 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         } = self;
         drop(launcher);
         for msg in inputs.replies.try_iter() {
-            if let LaunchMsg::Worker {
-                slot,
-                pid,
-                at,
-                change,
-            } = msg
-            {
-                emit(Event::Worker {
+            match msg {
+                LaunchMsg::Worker {
                     slot,
                     pid,
                     at,
                     change,
-                });
+                } => emit(Event::Worker {
+                    slot,
+                    pid,
+                    at,
+                    change,
+                }),
+                LaunchMsg::Panicked(panic) => super::panics::resume(panic),
+                _ => {}
             }
         }
         if let Some(idle) = &mut idle {
@@ -295,6 +296,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 at,
                 change,
             }),
+            LaunchMsg::Panicked(panic) => super::panics::resume(panic),
         }
     }
 
@@ -337,6 +339,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         }
         record.is_final = !retry;
         (self.emit)(Event::AttemptFinished(Arc::new(record)));
+        super::panics::injected("scheduler");
         if failed && !retry && !cancelled {
             self.halt_after_failure();
         }
@@ -397,6 +400,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 });
             }
             Sample::Cores { at, usage } => (self.emit)(Event::CoreUsage { at, usage }),
+            Sample::Panicked(panic) => super::panics::resume(panic),
         }
     }
 

@@ -121,6 +121,7 @@ pub(super) fn run(
     if let Some(core) = core {
         crate::engine::child::pin_this_thread(core);
     }
+    crate::engine::panics::injected("worker");
     let mut s = Slot {
         slot,
         shared,
