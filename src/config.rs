@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::MAX_DURATION;
+use crate::limits::{MAX_DURATION, MAX_WORKERS};
 
 /// What the pool does after a task fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -131,11 +131,14 @@ impl PoolSettings {
     }
 }
 
-/// A worker count of at least one.
+/// A worker count of at least one and at most [`MAX_WORKERS`].
 fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    match usize::deserialize(d)? {
+    match u64::deserialize(d)? {
         0 => Err(serde::de::Error::custom("`workers` must be at least 1")),
-        n => Ok(Some(n)),
+        n if n > MAX_WORKERS as u64 => Err(serde::de::Error::custom(format!(
+            "`workers = {n}` is more than poolscope's {MAX_WORKERS} worker slots; a run has no more slots than tasks anyway"
+        ))),
+        n => Ok(Some(n as usize)),
     }
 }
 

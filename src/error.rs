@@ -30,6 +30,9 @@ pub enum LoadError {
     #[error("task directory `{}` has no task: {why}", dir.display())]
     NoTasks { dir: PathBuf, why: String },
 
+    #[error("task directory `{}` has {count} tasks, more than poolscope's {}; split them over several directories or runs", dir.display(), crate::limits::MAX_TASKS)]
+    TooManyTasks { dir: PathBuf, count: usize },
+
     /// The Python function of `[worker]` (or its `init`) cannot be loaded: the sentence,
     /// located at the manifest's key, then on the lines after it the traceback.
     #[error("{}:{line}:{column}: {message}{}", path.display(), after_lines(traceback))]

@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::config::PoolSettings;
 use crate::error::LoadError;
+use crate::limits::MAX_TASKS;
 use crate::manifest::{EachTable, Inputs, Manifest, RunKeys, WorkerTable};
 use crate::task::{Program, Task};
 use crate::template;
@@ -185,6 +186,12 @@ fn from_manifest(
             expand_each(&mut dir, each)
         }
         .map_err(|(offset, m)| at(offset, m))?;
+    }
+    if dir.tasks.len() > MAX_TASKS {
+        return Err(LoadError::TooManyTasks {
+            dir: dir.root.clone(),
+            count: dir.tasks.len(),
+        });
     }
     if dir.tasks.is_empty() && dir.worker.is_some() {
         let mut why = format!(
@@ -503,6 +510,15 @@ fn each_values(
                     ),
                 ));
             }
+            let count = i128::from(last) - i128::from(first) + 1;
+            if count > MAX_TASKS as i128 {
+                return Err((
+                    range.span().start,
+                    format!(
+                        "`range = [{first}, {last}]` has {count} numbers, more than poolscope's {MAX_TASKS} tasks; split it over several runs"
+                    ),
+                ));
+            }
             Ok(EachValues::Numbers((first..=last).collect()))
         }
         (Some(inputs), None) if !inputs_used => Err((
@@ -582,6 +598,12 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
             })),
             Err(reason) => dir.ignored.push(Ignored { name, reason }),
         }
+    }
+    if dir.tasks.len() > MAX_TASKS {
+        return Err(LoadError::TooManyTasks {
+            dir: dir.root.clone(),
+            count: dir.tasks.len(),
+        });
     }
     if dir.tasks.is_empty() {
         let why = if dir.ignored.is_empty() {

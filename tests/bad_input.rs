@@ -207,6 +207,86 @@ fn a_timeout_of_a_year_runs() {
     assert_eq!(summary(&out)["totals"]["ok"], 3);
 }
 
+#[test]
+fn worker_counts_past_the_limit_are_refused() {
+    for workers in ["4097", "4294967296", "9223372036854775807"] {
+        let manifest = format!(
+            "[pool]\nworkers = {workers}\n[worker]\nbuiltin = \"noop\"\n[each]\nrange = [1, 3]\n"
+        );
+        let dir = task_dir(&manifest);
+        let path = dir.path().to_str().expect("utf8");
+        for o in [run(&["run", path, "--dry-run"]), run(&["run", path])] {
+            let line = one_error_line(&o);
+            assert!(
+                line.contains("poolscope.toml:2:11: ") && line.contains("4096"),
+                "{workers}: {line}"
+            );
+        }
+        for args in [
+            vec!["run", path, "--dry-run", "-j", workers],
+            vec!["run", path, "-j", workers],
+            vec!["bench", path, "--workers", workers],
+        ] {
+            let o = run(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(
+                err.starts_with("error: ")
+                    && err.contains("--workers")
+                    && !err.contains("panicked"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let path = dir.path().to_str().expect("utf8");
+    let o = run(&["bench", path, "--workers", "1..=100000000000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn ranges_of_more_than_a_million_tasks_are_refused_at_their_key() {
+    for range in [
+        "[1, 1000001]",
+        "[1, 10000000000]",
+        "[-9223372036854775808, 9223372036854775807]",
+    ] {
+        for manifest in [
+            format!("[each]\nrange = {range}\ncmd = [\"echo\", \"{{}}\"]\n"),
+            format!("[worker]\nbuiltin = \"noop\"\n[each]\nrange = {range}\n"),
+        ] {
+            let dir = task_dir(&manifest);
+            let path = dir.path().to_str().expect("utf8");
+            let line = one_error_line(&run(&["run", path, "--dry-run"]));
+            let at = if manifest.starts_with("[each]") {
+                ":2:9: "
+            } else {
+                ":4:9: "
+            };
+            assert!(
+                line.contains(&format!("poolscope.toml{at}")) && line.contains("1000000 tasks"),
+                "{manifest}\n→ {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn more_than_a_million_tasks_in_all_are_refused() {
+    let dir = task_dir(
+        "[[task]]\ncmd = [\"true\"]\n[each]\nrange = [1, 1000000]\ncmd = [\"echo\", \"{}\"]\n",
+    );
+    let line = one_error_line(&run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--dry-run",
+    ]));
+    assert!(
+        line.contains("has 1000001 tasks, more than poolscope's 1000000"),
+        "{line}"
+    );
+}
+
 /// A Python worker's task directory: `manifest`, and `work.py` holding `python`, whose
 /// top level appends `POOLSCOPE_SLOT` (or `check`, without one) to the file `imports`.
 fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {

@@ -86,7 +86,7 @@ pub struct RunArgs {
 #[derive(Debug, Args, Default)]
 pub struct PoolArgs {
     /// Worker slots (default: the manifest's, else the number of logical CPUs).
-    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_WORKERS as u64))]
     pub workers: Option<u64>,
     #[command(flatten)]
     pub rest: PoolSettings,

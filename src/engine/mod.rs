@@ -247,6 +247,11 @@ pub fn prepare(
             source,
         })?;
     let queue = start_order(&tasks, &done, config.order, &previous);
+    // No more slots than tasks to run: nothing is sized by a count it cannot use.
+    let config = PoolConfig {
+        workers: config.workers.clamp(1, queue.len().max(1)),
+        ..config
+    };
     let clock = RunClock::start();
     let cores = monitor::core_count();
     let info = Arc::new(RunInfo {
