@@ -501,7 +501,7 @@ fn each_values(
                 .to_string(),
         )),
         (None, Some(range)) => {
-            let [first, last] = *range.get_ref();
+            let crate::manifest::Range { first, last } = *range.get_ref();
             if first > last {
                 return Err((
                     range.span().start,

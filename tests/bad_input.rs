@@ -272,6 +272,27 @@ fn ranges_of_more_than_a_million_tasks_are_refused_at_their_key() {
 }
 
 #[test]
+fn a_range_is_two_numbers() {
+    for (range, count) in [("[1, 2, 3]", 3), ("[1]", 1), ("[]", 0)] {
+        let dir = task_dir(&format!(
+            "[each]\nrange = {range}\ncmd = [\"echo\", \"{{}}\"]\n"
+        ));
+        let line = one_error_line(&run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--dry-run",
+        ]));
+        assert!(
+            line.contains("poolscope.toml:2:9: ")
+                && line.contains(&format!(
+                    "`range` takes two numbers, [first, last], and this one has {count}"
+                )),
+            "{range}: {line}"
+        );
+    }
+}
+
+#[test]
 fn more_than_a_million_tasks_in_all_are_refused() {
     let dir = task_dir(
         "[[task]]\ncmd = [\"true\"]\n[each]\nrange = [1, 1000000]\ncmd = [\"echo\", \"{}\"]\n",
