@@ -12,6 +12,12 @@ pub enum LoadError {
     #[error("`{}` is not a directory; give the folder that holds the tasks (and its poolscope.toml, if any)", .0.display())]
     NotADirectory(PathBuf),
 
+    #[error("`{}` ends in `/`, but `{}` is a file, not a directory; give the folder that holds the tasks", dir.display(), file.display())]
+    FileWithSlash { dir: PathBuf, file: PathBuf },
+
+    #[error("`{}` leads through a symbolic link that loops back on itself; point the link at the task directory", .0.display())]
+    LinkLoop(PathBuf),
+
     #[error("cannot read `{}`: {source}", path.display())]
     Io {
         path: PathBuf,

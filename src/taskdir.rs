@@ -88,7 +88,7 @@ pub struct Ignored {
 /// As few system calls as it takes (`poolscope run` waits for them before its first task):
 /// the path is resolved, then the manifest read, and what failed says what `dir` is.
 pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
-    let root = fs::canonicalize(dir).map_err(|_| LoadError::Missing(dir.to_path_buf()))?;
+    let root = fs::canonicalize(dir).map_err(|e| unreachable(dir, e))?;
     let folder_name = root
         .file_name()
         .map_or_else(|| "tasks".to_string(), |n| n.to_string_lossy().into_owned());
@@ -111,6 +111,30 @@ pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
             path: manifest_path,
             source,
         }),
+    }
+}
+
+/// Why `dir` cannot be resolved to a folder: what it really is.
+fn unreachable(dir: &Path, e: io::Error) -> LoadError {
+    match e.kind() {
+        io::ErrorKind::NotFound => LoadError::Missing(dir.to_path_buf()),
+        io::ErrorKind::NotADirectory => {
+            let text = dir.as_os_str().as_encoded_bytes();
+            let trimmed = Path::new(dir.to_str().map_or("", |s| s.trim_end_matches('/')));
+            if text.ends_with(b"/") && !trimmed.as_os_str().is_empty() && trimmed.is_file() {
+                LoadError::FileWithSlash {
+                    dir: dir.to_path_buf(),
+                    file: trimmed.to_path_buf(),
+                }
+            } else {
+                LoadError::NotADirectory(dir.to_path_buf())
+            }
+        }
+        _ if e.raw_os_error() == Some(libc::ELOOP) => LoadError::LinkLoop(dir.to_path_buf()),
+        _ => LoadError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        },
     }
 }
 

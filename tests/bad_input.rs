@@ -68,6 +68,45 @@ fn missing_directory() {
 }
 
 #[test]
+fn a_file_with_a_slash_is_a_file_not_a_missing_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "hello").expect("write");
+    let given = format!("{}/", file.display());
+    let line = one_error_line(&run(&["run", &given]));
+    assert!(
+        line.contains(&format!(
+            "`{given}` ends in `/`, but `{}` is a file",
+            file.display()
+        )),
+        "{line}"
+    );
+    let inside = format!("{}/tasks", file.display());
+    let line = one_error_line(&run(&["run", &inside]));
+    assert!(
+        line.contains("is not a directory") && !line.contains("does not exist"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_link_that_loops_is_named_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = dir.path().join("loop");
+    std::os::unix::fs::symlink(&link, &link).expect("symlink");
+    for given in [link.clone(), link.join("tasks")] {
+        let given = given.to_str().expect("utf8");
+        let line = one_error_line(&run(&["run", given]));
+        assert!(
+            line.contains(&format!(
+                "`{given}` leads through a symbolic link that loops"
+            )),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn empty_directory() {
     let dir = tempfile::tempdir().expect("tmp");
     let line = one_error_line(&run(&["run", dir.path().to_str().expect("utf8")]));
