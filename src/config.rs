@@ -27,7 +27,10 @@ impl std::str::FromStr for Halt {
             "never" => Ok(Halt::Never),
             "soon" => Ok(Halt::Soon),
             "now" => Ok(Halt::Now),
-            _ => Err(format!("`{s}` is not a halt mode; use never, soon or now")),
+            _ => Err(format!(
+                "`{}` is not a halt mode; use never, soon or now",
+                crate::human::excerpt(s)
+            )),
         }
     }
 }
@@ -57,7 +60,8 @@ impl std::str::FromStr for Order {
             "listed" => Ok(Order::Listed),
             "longest-first" => Ok(Order::LongestFirst),
             _ => Err(format!(
-                "`{s}` is not an order; use listed or longest-first"
+                "`{}` is not an order; use listed or longest-first",
+                crate::human::excerpt(s)
             )),
         }
     }

@@ -5,12 +5,18 @@ use std::time::Duration;
 /// Characters of a value a sentence shows before it cuts it short.
 const EXCERPT_CHARS: usize = 60;
 
-/// `text` as a one-line sentence shows it: control characters escaped (a line break is
-/// `\n`), and cut after [`EXCERPT_CHARS`] characters with `…`.
+/// A value as a one-line sentence shows it: see [`one_line`], cut after
+/// [`EXCERPT_CHARS`] characters.
 pub fn excerpt(text: &str) -> String {
+    one_line(text, EXCERPT_CHARS)
+}
+
+/// `text` on one line: control characters escaped (a line break is `\n`), and cut after
+/// `max` characters with `…`.
+pub fn one_line(text: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
-        if i == EXCERPT_CHARS {
+        if i == max {
             out.push('…');
             break;
         }

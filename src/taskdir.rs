@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::config::PoolSettings;
 use crate::error::LoadError;
+use crate::human::excerpt;
 use crate::limits::MAX_TASKS;
 use crate::manifest::{EachTable, Inputs, Manifest, RunKeys, WorkerTable};
 use crate::task::{Program, Task};
@@ -326,7 +327,7 @@ fn push_task(
                     cwd.span().start,
                     format!(
                         "`cwd = \"{}\"` is not a directory inside {}; create it or fix the path",
-                        cwd.get_ref(),
+                        excerpt(cwd.get_ref()),
                         dir.root.display()
                     ),
                 ));
@@ -379,8 +380,8 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
                 spec.span().start,
                 format!(
                     "`{}` names {}, which is not a file in {}; fix the path (it is relative to the task directory)",
-                    spec.get_ref(),
-                    function.file,
+                    excerpt(spec.get_ref()),
+                    excerpt(&function.file),
                     root.display()
                 ),
             ));
@@ -418,7 +419,7 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
                 builtin.span().start,
                 format!(
                     "there is no built-in kernel `{}`; poolscope has {}",
-                    builtin.get_ref(),
+                    excerpt(builtin.get_ref()),
                     names.join(", ")
                 ),
             )
@@ -560,8 +561,12 @@ fn each_values(
 }
 
 fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> {
-    let paths = glob::expand(&dir.root, pattern)
-        .map_err(|why| format!("`inputs = \"{pattern}\"` is not a valid glob: {why}"))?;
+    let paths = glob::expand(&dir.root, pattern).map_err(|why| {
+        format!(
+            "`inputs = \"{}\"` is not a valid glob: {why}",
+            excerpt(pattern)
+        )
+    })?;
     let mut inputs = Vec::new();
     for path in paths {
         let rel = path.strip_prefix(&dir.root).unwrap_or(&path);
@@ -575,8 +580,10 @@ fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<String>, String> 
     }
     inputs.sort();
     if inputs.is_empty() {
-        dir.notes
-            .push(format!("[each] inputs `{pattern}` matched no file"));
+        dir.notes.push(format!(
+            "[each] inputs `{}` matched no file",
+            excerpt(pattern)
+        ));
     }
     Ok(inputs)
 }

@@ -44,6 +44,70 @@ fn bad_value_names_its_line() {
 }
 
 #[test]
+fn values_with_line_breaks_are_shown_on_one_line() {
+    let long = "x".repeat(5000);
+    let cases = [
+        (
+            "[[task]]\ncmd = [\"true\"]\ncwd = \"a\\nb\"\n",
+            "`cwd = \"a\\nb\"`",
+        ),
+        (
+            "[[task]]\ncmd = [\"true\"]\ncwd = \"\"\"\nsecond\nthird\"\"\"\n",
+            "`cwd = \"second\\nthird\"`",
+        ),
+        (
+            "[pool]\nhalt = \"a\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\nb` is not a halt mode",
+        ),
+        (
+            "[pool]\norder = \"a\\r\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\r\\nb` is not an order",
+        ),
+        (
+            "[pool]\ntimeout = \"a\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\nb` is not a duration",
+        ),
+        (
+            "[worker]\nbuiltin = \"a\\nb\"\n[each]\nrange = [1, 2]\n",
+            "no built-in kernel `a\\nb`",
+        ),
+        (
+            "[worker]\npython = \"a\\nb\"\n[each]\nrange = [1, 2]\n",
+            "`a\\nb` does not name a Python function",
+        ),
+        (
+            "[worker]\npython = \"a\\nb.py:f\"\n[each]\nrange = [1, 2]\n",
+            "names a\\nb.py, which is not a file",
+        ),
+        (
+            "[each]\ninputs = \"[\\n\"\ncmd = [\"echo\", \"{}\"]\n",
+            "`inputs = \"[\\n\"` is not a valid glob",
+        ),
+        ("[pool]\n\"a\\nb\" = 1\n", "unknown field `a\\nb`"),
+        ("\"\\u001b[2J\" = 1\n", "unknown field `\\u{1b}[2J`"),
+    ];
+    for (manifest, shown) in cases {
+        let dir = task_dir(manifest);
+        let line = one_error_line(&run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--dry-run",
+        ]));
+        assert!(line.contains(shown), "{manifest}\n→ {line}");
+    }
+    let dir = task_dir(&format!("[[task]]\ncmd = [\"true\"]\ncwd = \"{long}\"\n"));
+    let line = one_error_line(&run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--dry-run",
+    ]));
+    assert!(
+        line.contains(&format!("`cwd = \"{}…\"`", &long[..60])),
+        "{line}"
+    );
+}
+
+#[test]
 fn task_without_command_is_located() {
     let dir = task_dir("[[task]]\nname = \"a\"\ncmd = [\"true\"]\n\n[[task]]\nname = \"b\"\n");
     let line = one_error_line(&run(&["run", dir.path().to_str().expect("utf8")]));
