@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_DURATION, MAX_WORKERS};
+
 /// What the pool does after a task fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
@@ -25,7 +27,10 @@ impl std::str::FromStr for Halt {
             "never" => Ok(Halt::Never),
             "soon" => Ok(Halt::Soon),
             "now" => Ok(Halt::Now),
-            _ => Err(format!("`{s}` is not a halt mode; use never, soon or now")),
+            _ => Err(format!(
+                "`{}` is not a halt mode; use never, soon or now",
+                crate::human::excerpt(s)
+            )),
         }
     }
 }
@@ -55,7 +60,8 @@ impl std::str::FromStr for Order {
             "listed" => Ok(Order::Listed),
             "longest-first" => Ok(Order::LongestFirst),
             _ => Err(format!(
-                "`{s}` is not an order; use listed or longest-first"
+                "`{}` is not an order; use listed or longest-first",
+                crate::human::excerpt(s)
             )),
         }
     }
@@ -129,11 +135,14 @@ impl PoolSettings {
     }
 }
 
-/// A worker count of at least one.
+/// A worker count of at least one and at most [`MAX_WORKERS`].
 fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    match usize::deserialize(d)? {
+    match u64::deserialize(d)? {
         0 => Err(serde::de::Error::custom("`workers` must be at least 1")),
-        n => Ok(Some(n)),
+        n if n > MAX_WORKERS as u64 => Err(serde::de::Error::custom(format!(
+            "`workers = {n}` is more than poolscope's {MAX_WORKERS} worker slots; a run has no more slots than tasks anyway"
+        ))),
+        n => Ok(Some(n as usize)),
     }
 }
 
@@ -150,13 +159,13 @@ pub fn duration_of_toml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Durati
         Secs(f64),
         Text(String),
     }
-    let text = match Raw::deserialize(d)? {
-        Raw::Secs(s) => s.to_string(),
-        Raw::Text(t) => t,
-    };
-    parse_duration(&text).map_err(serde::de::Error::custom)
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) if s.abs() >= 1e9 => duration_of_secs(s, &format!("{s:e}")),
+        Raw::Secs(s) => duration_of_secs(s, &s.to_string()),
+        Raw::Text(t) => parse_duration(&t),
+    }
+    .map_err(serde::de::Error::custom)
 }
-
 /// The configuration a run uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolConfig {
@@ -181,18 +190,45 @@ pub fn logical_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Parse a duration such as `30s`, `2m`, `1h 30m`, `250ms` or a bare number of seconds.
+/// Parse a duration such as `30s`, `2m`, `1h 30m`, `250ms` or a bare number of seconds,
+/// of at most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
+        && !secs.is_nan()
     {
-        return Ok(Duration::from_secs_f64(secs));
+        return duration_of_secs(secs, text);
     }
-    humantime::parse_duration(text).map_err(|_| {
-        format!("`{text}` is not a duration; write a number with a unit, like \"30s\", \"2m\" or \"250ms\"")
-    })
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        Ok(_) | Err(humantime::DurationError::NumberOverflow) => Err(too_long(text)),
+        Err(_) => Err(format!(
+            "`{}` is not a duration; write a number with a unit, like \"30s\", \"2m\" or \"250ms\"",
+            crate::human::excerpt(text)
+        )),
+    }
+}
+
+/// `secs` seconds (written `shown`), if it is a duration poolscope takes.
+fn duration_of_secs(secs: f64, shown: &str) -> Result<Duration, String> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!(
+            "`{}` is not a duration; a duration is a number of seconds of 0 or more, or text like \"30s\"",
+            crate::human::excerpt(shown)
+        ));
+    }
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(too_long(shown)),
+    }
+}
+
+fn too_long(shown: &str) -> String {
+    format!(
+        "`{}` is too long: a duration is at most {} s (one year); write a shorter one",
+        crate::human::excerpt(shown),
+        MAX_DURATION.as_secs()
+    )
 }
 
 mod duration_secs {
@@ -209,7 +245,8 @@ mod duration_secs {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let secs: Option<f64> = Option::deserialize(d)?;
-        Ok(secs.map(Duration::from_secs_f64))
+        secs.map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -224,6 +261,19 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn durations_are_at_most_a_year() {
+        assert_eq!(parse_duration("1y"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31557600"), Ok(MAX_DURATION));
+        for long in ["31557601", "1e19", "1e400", "500000000000y", "366d"] {
+            let err = parse_duration(long).expect_err(long);
+            assert!(err.contains("too long"), "{long}: {err}");
+        }
+        for bad in ["-1", "nan", "-inf", ""] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,25 +1,45 @@
 //! Errors a user can act on. Each one is a sentence that says what went wrong, where, and
-//! what to do about it.
+//! what to do about it, on one line: paths and messages are shown with their control
+//! characters escaped ([`crate::human::one_line`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::human::one_line;
+
+/// Characters of a sentence at most (what it quotes is cut short before that).
+const SENTENCE_CHARS: usize = 1000;
 
 /// A task directory or its manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("task directory `{}` does not exist; check the path, or create it and put tasks in it", .0.display())]
+    #[error("task directory `{}` does not exist; check the path, or create it and put tasks in it", path_shown(.0))]
     Missing(PathBuf),
 
-    #[error("`{}` is not a directory; give the folder that holds the tasks (and its poolscope.toml, if any)", .0.display())]
+    #[error("`{}` is not a directory; give the folder that holds the tasks (and its poolscope.toml, if any)", path_shown(.0))]
     NotADirectory(PathBuf),
 
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error(
+        "`{}` ends in `/`, but `{}` is a file, not a directory; give the folder that holds the tasks",
+        path_shown(dir),
+        path_shown(file)
+    )]
+    FileWithSlash { dir: PathBuf, file: PathBuf },
+
+    #[error("`{}` leads through a symbolic link that loops back on itself; point the link at the task directory", path_shown(.0))]
+    LinkLoop(PathBuf),
+
+    #[error("cannot read `{}`: {source}", path_shown(path))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("{}:{line}:{column}: {message}", path.display())]
+    #[error(
+        "{}:{line}:{column}: {}",
+        path_shown(path),
+        one_line(message, SENTENCE_CHARS)
+    )]
     Manifest {
         path: PathBuf,
         line: usize,
@@ -27,12 +47,28 @@ pub enum LoadError {
         message: String,
     },
 
-    #[error("task directory `{}` has no task: {why}", dir.display())]
+    #[error(
+        "task directory `{}` has no task: {}",
+        path_shown(dir),
+        one_line(why, SENTENCE_CHARS)
+    )]
     NoTasks { dir: PathBuf, why: String },
+
+    #[error(
+        "task directory `{}` has {count} tasks, more than poolscope's {}; split them over several directories or runs",
+        path_shown(dir),
+        crate::limits::MAX_TASKS
+    )]
+    TooManyTasks { dir: PathBuf, count: usize },
 
     /// The Python function of `[worker]` (or its `init`) cannot be loaded: the sentence,
     /// located at the manifest's key, then on the lines after it the traceback.
-    #[error("{}:{line}:{column}: {message}{}", path.display(), after_lines(traceback))]
+    #[error(
+        "{}:{line}:{column}: {}{}",
+        path_shown(path),
+        one_line(message, SENTENCE_CHARS),
+        after_lines(traceback)
+    )]
     Worker {
         path: PathBuf,
         line: usize,
@@ -40,6 +76,11 @@ pub enum LoadError {
         message: String,
         traceback: String,
     },
+}
+
+/// `path` in a sentence: on one line.
+fn path_shown(path: &Path) -> String {
+    one_line(&path.display().to_string(), usize::MAX)
 }
 
 /// `text` on the lines after a sentence: empty, or a line break and `text` without its

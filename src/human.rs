@@ -1,4 +1,5 @@
-//! Durations, sizes and names written for people, the same in the terminal and the app.
+//! Durations, sizes, names and values written for people, the same in the terminal and
+//! the app.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -13,6 +14,40 @@ pub fn name(os: &OsStr) -> String {
         out.push_str(chunk.valid());
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// Characters of a value a sentence shows before it cuts it short.
+const EXCERPT_CHARS: usize = 60;
+
+/// A value as a one-line sentence shows it: see [`one_line`], cut after
+/// [`EXCERPT_CHARS`] characters.
+pub fn excerpt(text: &str) -> String {
+    one_line(text, EXCERPT_CHARS)
+}
+
+/// `text` on one line: control characters escaped as the command line writes them (a
+/// line break is `\n`, a tab `\t`, ESC `\x1b`), and cut after `max` characters with `…`.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
         }
     }
     out
@@ -77,5 +112,13 @@ mod tests {
             name(OsStr::from_bytes(b"caf\xc3\xa9-\xff\xfe.txt")),
             "café-\\xff\\xfe.txt"
         );
+    }
+
+    #[test]
+    fn excerpts_stay_on_one_short_line() {
+        assert_eq!(excerpt("a\nb\t\u{1b}[2J"), "a\\nb\\t\\x1b[2J");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long), format!("{}…", "é".repeat(60)));
+        assert_eq!(excerpt("plain"), "plain");
     }
 }

@@ -14,6 +14,7 @@ pub mod guard;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod human;
+pub mod limits;
 pub mod manifest;
 pub mod monitor;
 pub mod output;

@@ -65,7 +65,7 @@ pub struct TaskTable {
 #[serde(deny_unknown_fields)]
 pub struct EachTable {
     pub inputs: Option<Spanned<Inputs>>,
-    pub range: Option<Spanned<[i64; 2]>>,
+    pub range: Option<Spanned<Range>>,
     pub cmd: Option<Vec<String>>,
     pub sh: Option<Spanned<String>>,
     #[serde(default)]
@@ -114,6 +114,25 @@ impl EachTable {
 pub enum Inputs {
     Glob(String),
     List(Vec<String>),
+}
+
+/// `range = [first, last]`: exactly two integers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub first: i64,
+    pub last: i64,
+}
+
+impl<'de> Deserialize<'de> for Range {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Vec::<i64>::deserialize(d)?[..] {
+            [first, last] => Ok(Range { first, last }),
+            ref other => Err(serde::de::Error::custom(format!(
+                "`range` takes two numbers, [first, last], and this one has {}; write e.g. range = [1, 20]",
+                other.len()
+            ))),
+        }
+    }
 }
 
 /// A duration written as `"30s"`, `"2m"` or a number of seconds.

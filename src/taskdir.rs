@@ -14,6 +14,8 @@ use toml::Spanned;
 
 use crate::config::PoolSettings;
 use crate::error::LoadError;
+use crate::human::excerpt;
+use crate::limits::MAX_TASKS;
 use crate::manifest::{EachTable, Inputs, Manifest, RunKeys, WorkerTable};
 use crate::task::{Program, Task};
 use crate::template;
@@ -88,7 +90,7 @@ pub struct Ignored {
 /// As few system calls as it takes (`poolscope run` waits for them before its first task):
 /// the path is resolved, then the manifest read, and what failed says what `dir` is.
 pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
-    let root = fs::canonicalize(dir).map_err(|_| LoadError::Missing(dir.to_path_buf()))?;
+    let root = fs::canonicalize(dir).map_err(|e| unreachable(dir, e))?;
     let folder_name = root
         .file_name()
         .map_or_else(|| "tasks".to_string(), |n| n.to_string_lossy().into_owned());
@@ -111,6 +113,30 @@ pub fn load(dir: &Path) -> Result<TaskDir, LoadError> {
             path: manifest_path,
             source,
         }),
+    }
+}
+
+/// Why `dir` cannot be resolved to a folder: what it really is.
+fn unreachable(dir: &Path, e: io::Error) -> LoadError {
+    match e.kind() {
+        io::ErrorKind::NotFound => LoadError::Missing(dir.to_path_buf()),
+        io::ErrorKind::NotADirectory => {
+            let text = dir.as_os_str().as_encoded_bytes();
+            let trimmed = Path::new(dir.to_str().map_or("", |s| s.trim_end_matches('/')));
+            if text.ends_with(b"/") && !trimmed.as_os_str().is_empty() && trimmed.is_file() {
+                LoadError::FileWithSlash {
+                    dir: dir.to_path_buf(),
+                    file: trimmed.to_path_buf(),
+                }
+            } else {
+                LoadError::NotADirectory(dir.to_path_buf())
+            }
+        }
+        _ if e.raw_os_error() == Some(libc::ELOOP) => LoadError::LinkLoop(dir.to_path_buf()),
+        _ => LoadError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        },
     }
 }
 
@@ -186,6 +212,12 @@ fn from_manifest(
             expand_each(&mut dir, each)
         }
         .map_err(|(offset, m)| at(offset, m))?;
+    }
+    if dir.tasks.len() > MAX_TASKS {
+        return Err(LoadError::TooManyTasks {
+            dir: dir.root.clone(),
+            count: dir.tasks.len(),
+        });
     }
     if dir.tasks.is_empty() && dir.worker.is_some() {
         let mut why = format!(
@@ -305,7 +337,7 @@ fn push_task(
                     cwd.span().start,
                     format!(
                         "`cwd = \"{}\"` is not a directory inside {}; create it or fix the path",
-                        cwd.get_ref(),
+                        excerpt(cwd.get_ref()),
                         dir.root.display()
                     ),
                 ));
@@ -358,8 +390,8 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
                 spec.span().start,
                 format!(
                     "`{}` names {}, which is not a file in {}; fix the path (it is relative to the task directory)",
-                    spec.get_ref(),
-                    function.file,
+                    excerpt(spec.get_ref()),
+                    excerpt(&function.file),
                     root.display()
                 ),
             ));
@@ -397,7 +429,7 @@ fn worker_spec(root: &Path, table: &Spanned<WorkerTable>) -> Result<WorkerSpec, 
                 builtin.span().start,
                 format!(
                     "there is no built-in kernel `{}`; poolscope has {}",
-                    builtin.get_ref(),
+                    excerpt(builtin.get_ref()),
                     names.join(", ")
                 ),
             )
@@ -525,12 +557,21 @@ fn each_values(
                 .to_string(),
         )),
         (None, Some(range)) => {
-            let [first, last] = *range.get_ref();
+            let crate::manifest::Range { first, last } = *range.get_ref();
             if first > last {
                 return Err((
                     range.span().start,
                     format!(
                         "`range = [{first}, {last}]` is empty; write [first, last] with first <= last"
+                    ),
+                ));
+            }
+            let count = i128::from(last) - i128::from(first) + 1;
+            if count > MAX_TASKS as i128 {
+                return Err((
+                    range.span().start,
+                    format!(
+                        "`range = [{first}, {last}]` has {count} numbers, more than poolscope's {MAX_TASKS} tasks; split it over several runs"
                     ),
                 ));
             }
@@ -553,8 +594,12 @@ fn each_values(
 }
 
 fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<OsString>, String> {
-    let paths = glob::expand(&dir.root, pattern)
-        .map_err(|why| format!("`inputs = \"{pattern}\"` is not a valid glob: {why}"))?;
+    let paths = glob::expand(&dir.root, pattern).map_err(|why| {
+        format!(
+            "`inputs = \"{}\"` is not a valid glob: {why}",
+            excerpt(pattern)
+        )
+    })?;
     let mut inputs: Vec<OsString> = paths
         .iter()
         .map(|path| {
@@ -564,8 +609,10 @@ fn glob_inputs(dir: &mut TaskDir, pattern: &str) -> Result<Vec<OsString>, String
         .collect();
     inputs.sort();
     if inputs.is_empty() {
-        dir.notes
-            .push(format!("[each] inputs `{pattern}` matched no file"));
+        dir.notes.push(format!(
+            "[each] inputs `{}` matched no file",
+            excerpt(pattern)
+        ));
     }
     Ok(inputs)
 }
@@ -608,6 +655,12 @@ fn discover(root: PathBuf, folder: String) -> Result<TaskDir, LoadError> {
             })),
             Err(reason) => dir.ignored.push(Ignored { name, reason }),
         }
+    }
+    if dir.tasks.len() > MAX_TASKS {
+        return Err(LoadError::TooManyTasks {
+            dir: dir.root.clone(),
+            count: dir.tasks.len(),
+        });
     }
     if dir.tasks.is_empty() {
         let why = if dir.ignored.is_empty() {

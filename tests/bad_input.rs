@@ -44,6 +44,70 @@ fn bad_value_names_its_line() {
 }
 
 #[test]
+fn values_with_line_breaks_are_shown_on_one_line() {
+    let long = "x".repeat(5000);
+    let cases = [
+        (
+            "[[task]]\ncmd = [\"true\"]\ncwd = \"a\\nb\"\n",
+            "`cwd = \"a\\nb\"`",
+        ),
+        (
+            "[[task]]\ncmd = [\"true\"]\ncwd = \"\"\"\nsecond\nthird\"\"\"\n",
+            "`cwd = \"second\\nthird\"`",
+        ),
+        (
+            "[pool]\nhalt = \"a\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\nb` is not a halt mode",
+        ),
+        (
+            "[pool]\norder = \"a\\r\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\r\\nb` is not an order",
+        ),
+        (
+            "[pool]\ntimeout = \"a\\nb\"\n[[task]]\ncmd = [\"true\"]\n",
+            "`a\\nb` is not a duration",
+        ),
+        (
+            "[worker]\nbuiltin = \"a\\nb\"\n[each]\nrange = [1, 2]\n",
+            "no built-in kernel `a\\nb`",
+        ),
+        (
+            "[worker]\npython = \"a\\nb\"\n[each]\nrange = [1, 2]\n",
+            "`a\\nb` does not name a Python function",
+        ),
+        (
+            "[worker]\npython = \"a\\nb.py:f\"\n[each]\nrange = [1, 2]\n",
+            "names a\\nb.py, which is not a file",
+        ),
+        (
+            "[each]\ninputs = \"[\\n\"\ncmd = [\"echo\", \"{}\"]\n",
+            "`inputs = \"[\\n\"` is not a valid glob",
+        ),
+        ("[pool]\n\"a\\nb\" = 1\n", "unknown field `a\\nb`"),
+        ("\"\\u001b[2J\" = 1\n", "unknown field `\\x1b[2J`"),
+    ];
+    for (manifest, shown) in cases {
+        let dir = task_dir(manifest);
+        let line = one_error_line(&run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--dry-run",
+        ]));
+        assert!(line.contains(shown), "{manifest}\n→ {line}");
+    }
+    let dir = task_dir(&format!("[[task]]\ncmd = [\"true\"]\ncwd = \"{long}\"\n"));
+    let line = one_error_line(&run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--dry-run",
+    ]));
+    assert!(
+        line.contains(&format!("`cwd = \"{}…\"`", &long[..60])),
+        "{line}"
+    );
+}
+
+#[test]
 fn task_without_command_is_located() {
     let dir = task_dir("[[task]]\nname = \"a\"\ncmd = [\"true\"]\n\n[[task]]\nname = \"b\"\n");
     let line = one_error_line(&run(&["run", dir.path().to_str().expect("utf8")]));
@@ -65,6 +129,45 @@ fn missing_directory() {
         line.contains("/no/such/poolscope/dir") && line.contains("does not exist"),
         "{line}"
     );
+}
+
+#[test]
+fn a_file_with_a_slash_is_a_file_not_a_missing_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "hello").expect("write");
+    let given = format!("{}/", file.display());
+    let line = one_error_line(&run(&["run", &given]));
+    assert!(
+        line.contains(&format!(
+            "`{given}` ends in `/`, but `{}` is a file",
+            file.display()
+        )),
+        "{line}"
+    );
+    let inside = format!("{}/tasks", file.display());
+    let line = one_error_line(&run(&["run", &inside]));
+    assert!(
+        line.contains("is not a directory") && !line.contains("does not exist"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_link_that_loops_is_named_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = dir.path().join("loop");
+    std::os::unix::fs::symlink(&link, &link).expect("symlink");
+    for given in [link.clone(), link.join("tasks")] {
+        let given = given.to_str().expect("utf8");
+        let line = one_error_line(&run(&["run", given]));
+        assert!(
+            line.contains(&format!(
+                "`{given}` leads through a symbolic link that loops"
+            )),
+            "{line}"
+        );
+    }
 }
 
 #[test]
@@ -145,6 +248,167 @@ fn worker_mistakes_are_located() {
             "{manifest}\n→ {line}"
         );
     }
+}
+
+#[test]
+fn durations_longer_than_a_year_are_refused_at_their_key() {
+    let values = [
+        "1e19",
+        "\"500000000000y\"",
+        "18446744073709551615",
+        "31557601",
+        "\"367 days\"",
+    ];
+    for value in values {
+        let manifests = [
+            format!("[pool]\ntimeout = {value}\n[[task]]\ncmd = [\"true\"]\n"),
+            format!("[[task]]\ncmd = [\"true\"]\ntimeout = {value}\n"),
+            format!("[each]\nrange = [1, 2]\ntimeout = {value}\ncmd = [\"true\"]\n"),
+            format!("[worker]\nbuiltin = \"noop\"\ntimeout = {value}\n[each]\nrange = [1, 2]\n"),
+        ];
+        for (manifest, at) in manifests
+            .iter()
+            .zip([":2:11: ", ":3:11: ", ":3:11: ", ":3:11: "])
+        {
+            let dir = task_dir(manifest);
+            let path = dir.path().to_str().expect("utf8");
+            for o in [run(&["run", path, "--dry-run"]), run(&["run", path])] {
+                let line = one_error_line(&o);
+                assert!(
+                    line.contains(&format!("poolscope.toml{at}")) && line.contains("too long"),
+                    "{manifest}\n→ {line}"
+                );
+            }
+            assert!(!dir.path().join(".poolscope").exists(), "nothing ran");
+        }
+    }
+}
+
+#[test]
+fn a_timeout_flag_longer_than_a_year_is_refused() {
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let path = dir.path().to_str().expect("utf8");
+    for value in ["1e19", "500000000000y", "18446744073709551615", "-1", "nan"] {
+        let o = run(&["run", path, "--dry-run", &format!("--timeout={value}")]);
+        assert_eq!(o.status.code(), Some(2), "{value}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with("error: ") && err.contains("--timeout") && !err.contains("panicked"),
+            "{value}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_timeout_of_a_year_runs() {
+    let dir = task_dir(
+        "[pool]\ntimeout = \"1y\"\n[worker]\nbuiltin = \"noop\"\ntimeout = 31557600\n[each]\nrange = [1, 3]\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary(&out)["totals"]["ok"], 3);
+}
+
+#[test]
+fn worker_counts_past_the_limit_are_refused() {
+    for workers in ["4097", "4294967296", "9223372036854775807"] {
+        let manifest = format!(
+            "[pool]\nworkers = {workers}\n[worker]\nbuiltin = \"noop\"\n[each]\nrange = [1, 3]\n"
+        );
+        let dir = task_dir(&manifest);
+        let path = dir.path().to_str().expect("utf8");
+        for o in [run(&["run", path, "--dry-run"]), run(&["run", path])] {
+            let line = one_error_line(&o);
+            assert!(
+                line.contains("poolscope.toml:2:11: ") && line.contains("4096"),
+                "{workers}: {line}"
+            );
+        }
+        for args in [
+            vec!["run", path, "--dry-run", "-j", workers],
+            vec!["run", path, "-j", workers],
+            vec!["bench", path, "--workers", workers],
+        ] {
+            let o = run(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(
+                err.starts_with("error: ")
+                    && err.contains("--workers")
+                    && !err.contains("panicked"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let path = dir.path().to_str().expect("utf8");
+    let o = run(&["bench", path, "--workers", "1..=100000000000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn ranges_of_more_than_a_million_tasks_are_refused_at_their_key() {
+    for range in [
+        "[1, 1000001]",
+        "[1, 10000000000]",
+        "[-9223372036854775808, 9223372036854775807]",
+    ] {
+        for manifest in [
+            format!("[each]\nrange = {range}\ncmd = [\"echo\", \"{{}}\"]\n"),
+            format!("[worker]\nbuiltin = \"noop\"\n[each]\nrange = {range}\n"),
+        ] {
+            let dir = task_dir(&manifest);
+            let path = dir.path().to_str().expect("utf8");
+            let line = one_error_line(&run(&["run", path, "--dry-run"]));
+            let at = if manifest.starts_with("[each]") {
+                ":2:9: "
+            } else {
+                ":4:9: "
+            };
+            assert!(
+                line.contains(&format!("poolscope.toml{at}")) && line.contains("1000000 tasks"),
+                "{manifest}\n→ {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_range_is_two_numbers() {
+    for (range, count) in [("[1, 2, 3]", 3), ("[1]", 1), ("[]", 0)] {
+        let dir = task_dir(&format!(
+            "[each]\nrange = {range}\ncmd = [\"echo\", \"{{}}\"]\n"
+        ));
+        let line = one_error_line(&run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--dry-run",
+        ]));
+        assert!(
+            line.contains("poolscope.toml:2:9: ")
+                && line.contains(&format!(
+                    "`range` takes two numbers, [first, last], and this one has {count}"
+                )),
+            "{range}: {line}"
+        );
+    }
+}
+
+#[test]
+fn more_than_a_million_tasks_in_all_are_refused() {
+    let dir = task_dir(
+        "[[task]]\ncmd = [\"true\"]\n[each]\nrange = [1, 1000000]\ncmd = [\"echo\", \"{}\"]\n",
+    );
+    let line = one_error_line(&run(&[
+        "run",
+        dir.path().to_str().expect("utf8"),
+        "--dry-run",
+    ]));
+    assert!(
+        line.contains("has 1000001 tasks, more than poolscope's 1000000"),
+        "{line}"
+    );
 }
 
 /// A Python worker's task directory: `manifest`, and `work.py` holding `python`, whose

@@ -143,6 +143,23 @@ fn flags_override_the_manifest() {
 }
 
 #[test]
+fn a_pool_has_no_more_slots_than_tasks_to_run() {
+    let (o, _out, s) = run_dir(
+        "[each]\nrange = [1, 3]\ncmd = [\"true\"]\n",
+        &["-j", "4096"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s["config"]["workers"], 3);
+    let (o, _out, s) = run_dir(
+        "[pool]\nworkers = 4096\n[worker]\nbuiltin = \"noop\"\n[each]\nrange = [1, 2]\n",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(s["config"]["workers"], 2);
+    assert_eq!(s["workers"].as_array().expect("workers").len(), 2);
+}
+
+#[test]
 fn every_task_gets_its_number_slot_and_run_directory() {
     let (o, out, _s) = run_dir(
         "[pool]\nworkers = 2\n\n[each]\nrange = [1, 2]\nsh = \"echo $POOLSCOPE_TASK $POOLSCOPE_SLOT $POOLSCOPE_RUN {#} {%}\"\nenv = { EXTRA = \"x\" }\n",

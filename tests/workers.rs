@@ -522,6 +522,63 @@ fn a_worker_that_dies_right_after_ready_is_not_restarted_for_ever() {
 }
 
 #[test]
+fn a_worker_that_exits_cleanly_after_each_reply_is_recycled() {
+    // Each worker answers one item, reads the next and exits 0 without answering it:
+    // every item succeeds, each on its own worker; the item the worker left with goes to
+    // the next one.
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, 6]\n");
+    script(
+        &dir.path().join("worker"),
+        "#!/bin/sh\necho '{\"ready\": true}' >&4\nread -r line <&3\nid=${line#*\\\"id\\\":}\nid=${id%%,*}\necho \"{\\\"id\\\": $id, \\\"ok\\\": $$}\" >&4\nread -r next <&3\nexit 0\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["totals"]["ok"], 6);
+    let answered_by: BTreeSet<u64> = (1..=6)
+        .map(|seq| task(&s, seq)["result"].as_u64().expect("a worker's pid"))
+        .collect();
+    assert_eq!(answered_by.len(), 6, "one worker per item");
+    assert!(
+        s["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .all(|w| !w["exit"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("without answering")),
+        "{}",
+        s["workers"]
+    );
+}
+
+#[test]
+fn an_item_on_which_every_worker_exits_cleanly_fails_once() {
+    // Item 3 makes a worker exit 0: the worker that had answered items recycled itself,
+    // the fresh one that exits on it as its first item fails it, and the rest run.
+    let dir =
+        task_dir("[pool]\nworkers = 1\n[worker]\ncmd = [\"./worker\"]\n[each]\nrange = [1, 5]\n");
+    script(
+        &dir.path().join("worker"),
+        "#!/bin/sh\necho '{\"ready\": true}' >&4\nwhile read -r line <&3; do\n  id=${line#*\\\"id\\\":}\n  id=${id%%,*}\n  [ \"$id\" = 3 ] && exit 0\n  echo \"{\\\"id\\\": $id, \\\"ok\\\": $id}\" >&4\ndone\n",
+    );
+    let out = dir.path().join("run");
+    let o = run_into(dir.path(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let s = summary(&out);
+    assert_eq!(s["totals"]["ok"], 4);
+    let error = task(&s, 3)["error"].as_str().expect("error");
+    assert!(
+        error.contains("exited without answering the item (exit 0)"),
+        "{error}"
+    );
+    assert_eq!(worker_pids(&s).len(), 3, "{}", s["workers"]);
+}
+
+#[test]
 fn a_module_that_breaks_after_the_load_stops_the_starts() {
     // It loads for the check and for the first worker; its first item breaks it, so every
     // later worker fails to import it. One item per worker: each item needs a new worker.

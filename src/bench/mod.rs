@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::PoolConfig;
 use crate::engine::{self, RunError, RunOptions, Waker};
 use crate::event::Event;
+use crate::limits::MAX_WORKERS;
 use crate::state::{RunState, TaskStatus};
 use crate::taskdir::TaskDir;
 use stats::Spread;
@@ -253,7 +254,10 @@ fn load_average() -> Option<[f64; 3]> {
 /// Parse worker counts: `1,2,4,8`, ranges `1..=16`, `2..4` (end excluded) and `1-4`.
 pub fn parse_workers(text: &str) -> Result<Vec<usize>, String> {
     let bad = |item: &str| {
-        format!("`{item}` is not a worker count; write counts like 1,2,4,8 or a range like 1..=8")
+        format!(
+            "`{}` is not a worker count; write counts from 1 to {MAX_WORKERS} like 1,2,4,8 or a range like 1..=8",
+            crate::human::excerpt(item)
+        )
     };
     let mut out = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -269,14 +273,14 @@ pub fn parse_workers(text: &str) -> Result<Vec<usize>, String> {
                 let a: usize = a.trim().parse().map_err(|_| bad(item))?;
                 let b: usize = b.trim().parse().map_err(|_| bad(item))?;
                 let end = if inclusive { b } else { b.saturating_sub(1) };
-                if a == 0 || end < a {
+                if a == 0 || end < a || end > MAX_WORKERS {
                     return Err(bad(item));
                 }
                 out.extend(a..=end);
             }
             None => {
                 let n: usize = item.parse().map_err(|_| bad(item))?;
-                if n == 0 {
+                if n == 0 || n > MAX_WORKERS {
                     return Err(bad(item));
                 }
                 out.push(n);

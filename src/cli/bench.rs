@@ -101,7 +101,12 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
         }
         Progress::Event(_) => {}
     });
-    let report_ = result.map_err(Failure::bad_input)?;
+    let report_ = result.map_err(|e| match e {
+        crate::engine::RunError::Panicked(panic) => {
+            Failure::internal(&panic, "the benchmark stopped there")
+        }
+        other => Failure::bad_input(other),
+    })?;
     let json = export::hyperfine_json(&report_, &dir.root);
     let write = |path: &std::path::Path, text: &str| {
         std::fs::write(path, text).map_err(|e| Failure {

@@ -23,6 +23,8 @@ pub mod exit {
     /// over [`TASKS_FAILED`], whose tasks the records may no longer show. As sysexits.h's
     /// `EX_IOERR`.
     pub const RECORDS_INCOMPLETE: u8 = 74;
+    /// A bug: a thread of poolscope panicked (sysexits' EX_SOFTWARE).
+    pub const INTERNAL: u8 = 70;
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -89,7 +91,7 @@ pub struct RunArgs {
 #[derive(Debug, Args, Default)]
 pub struct PoolArgs {
     /// Worker slots (default: the manifest's, else the number of logical CPUs).
-    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'j', long, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_WORKERS as u64))]
     pub workers: Option<u64>,
     #[command(flatten)]
     pub rest: PoolSettings,
@@ -120,6 +122,14 @@ impl Failure {
             message: message.to_string(),
         }
     }
+
+    /// A panic (described by [`crate::engine::panics`]): poolscope's own fault.
+    pub fn internal(panic: &str, after: &str) -> Self {
+        Failure {
+            code: exit::INTERNAL,
+            message: format!("internal error: {panic}; {after}"),
+        }
+    }
 }
 
 /// Parse the command line, run it, and turn the result into an exit code.
@@ -136,13 +146,19 @@ pub fn main() -> u8 {
             return code;
         }
     };
-    let result = match cli.command {
+    let ran = crate::engine::panics::catch(|| match cli.command {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bench(args)) => bench::bench(&args),
         Some(Command::Guardian { prefix }) => crate::guard::guardian_main(&prefix),
         Some(Command::Worker { kernel }) => serve_kernel(&kernel),
         None => open_app(cli.dir, cli.screenshot, cli.run),
-    };
+    });
+    let result = ran.unwrap_or_else(|panic| {
+        Err(Failure::internal(
+            &panic,
+            "please report it, with the lines above",
+        ))
+    });
     match result {
         Ok(code) => code,
         Err(failure) => {

@@ -68,6 +68,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         state.apply(event);
         progress.borrow_mut().on_event(event, &state);
         interrupt.check();
+        crate::engine::panics::injected("fold");
     };
     let idle = || {
         progress.borrow_mut().idle();
@@ -91,8 +92,18 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             break;
         }
     }
-    handle.join();
+    let run_dir = handle.run_dir.clone();
+    let joined = handle.join();
     progress.borrow_mut().finish();
+    if let Err(panic) = joined {
+        return Err(Failure::internal(
+            &panic,
+            &format!(
+                "the run stopped there, and what it recorded is in {}",
+                run_dir.display()
+            ),
+        ));
+    }
     // Without per-task entries: a run may have many tasks.
     let no_tasks: &[Arc<crate::task::Task>] = &[];
     let summary = Summary::of(&state, no_tasks);

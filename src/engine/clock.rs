@@ -26,9 +26,9 @@ impl RunClock {
         instant.saturating_duration_since(self.start)
     }
 
-    /// The instant `offset` into the run.
+    /// The instant `offset` into the run (now, for an offset past the end of time).
     pub fn instant(&self, offset: Duration) -> Instant {
-        self.start + offset
+        self.start.checked_add(offset).unwrap_or_else(Instant::now)
     }
 
     /// The run's start on the wall clock.

@@ -56,6 +56,9 @@ pub enum LaunchMsg {
         at: Duration,
         change: WorkerChange,
     },
+    /// The launcher's thread panicked (described by [`super::panics::catch`]): the run
+    /// ends on it as an internal error.
+    Panicked(String),
 }
 
 /// Runs attempts and signals them.

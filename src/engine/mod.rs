@@ -5,6 +5,7 @@
 pub mod child;
 mod clock;
 pub mod launcher;
+pub mod panics;
 pub mod process;
 pub mod scheduler;
 pub mod workers;
@@ -112,6 +113,8 @@ pub enum RunError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("internal error: {0}; the run stopped there")]
+    Panicked(String),
 }
 
 /// A live run: its events, and a way to steer it.
@@ -119,7 +122,7 @@ pub struct RunHandle {
     pub events: Receiver<Event>,
     pub run_dir: PathBuf,
     controls: Sender<Control>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
 }
 
 impl RunHandle {
@@ -132,10 +135,13 @@ impl RunHandle {
         let _ = self.controls.send(control);
     }
 
-    /// Wait for the run's thread to end (after `RunFinished`).
-    pub fn join(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Wait for the run's thread to end (after `RunFinished`, or after its events end
+    /// without one). `Err` describes the panic that ended the run: an internal error.
+    pub fn join(mut self) -> Result<(), String> {
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(panic))) => Err(panic),
+            Some(Err(payload)) => Err(panics::describe(&*payload)),
         }
     }
 }
@@ -197,7 +203,13 @@ impl Prepared {
                         wake();
                     }
                 };
-                run.go(&mut send);
+                let recorder = Arc::clone(&run.recorder);
+                let ran = panics::catch(|| run.go(&mut send));
+                if ran.is_err() {
+                    // What was recorded up to the panic stays: the joblog's lines.
+                    recorder.lock().unwrap_or_else(|e| e.into_inner()).flush();
+                }
+                ran
             })
             .map_err(RunError::Thread)?;
         Ok(RunHandle {
@@ -264,6 +276,11 @@ pub fn prepare(
             source,
         })?;
     let queue = start_order(&tasks, &done, config.order, &previous);
+    // No more slots than tasks to run: nothing is sized by a count it cannot use.
+    let config = PoolConfig {
+        workers: config.workers.clamp(1, queue.len().max(1)),
+        ..config
+    };
     let clock = RunClock::start();
     let cores = monitor::core_count();
     let info = Arc::new(RunInfo {
@@ -512,8 +529,7 @@ pub fn run_to_end(
             break;
         }
     }
-    handle.join();
-    Ok(())
+    handle.join().map_err(RunError::Panicked)
 }
 
 /// The run directory a `--resume` of `root` continues: its latest run.

@@ -132,6 +132,9 @@ impl PoolscopeApp {
         if let Some(s) = &mut self.session {
             s.drain();
             self.bench.drain(s);
+            if let Some(panic) = s.runs.iter_mut().find_map(|r| r.internal_error.take()) {
+                self.message = Some(format!("internal error: {panic}; the run stopped there"));
+            }
         }
     }
 

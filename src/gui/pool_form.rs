@@ -81,8 +81,10 @@ impl PoolForm {
 
     fn fields(&mut self, ui: &mut Ui) {
         let label = ui.label("Workers");
-        ui.add(egui::DragValue::new(&mut self.config.workers).range(1..=1024))
-            .labelled_by(label.id);
+        ui.add(
+            egui::DragValue::new(&mut self.config.workers).range(1..=crate::limits::MAX_WORKERS),
+        )
+        .labelled_by(label.id);
         ui.end_row();
 
         let label = ui.label("Timeout");

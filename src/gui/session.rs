@@ -20,6 +20,8 @@ pub struct RunView {
     handle: Option<RunHandle>,
     /// A benchmark's run, fed its events by the benchmark (see [`Session::feed`]).
     pub label: Option<String>,
+    /// The panic that stopped the run's engine, until the app shows it.
+    pub internal_error: Option<String>,
 }
 
 impl RunView {
@@ -41,17 +43,28 @@ impl RunView {
         };
         let mut changed = false;
         let mut finished = false;
-        while let Ok(event) = handle.events.try_recv() {
-            self.state.apply(&event);
-            self.lanes.observe(&event);
-            changed = true;
-            if matches!(event, Event::RunFinished { .. }) {
-                finished = true;
-                break;
+        loop {
+            match handle.events.try_recv() {
+                Ok(event) => {
+                    self.state.apply(&event);
+                    self.lanes.observe(&event);
+                    changed = true;
+                    if matches!(event, Event::RunFinished { .. }) {
+                        finished = true;
+                        break;
+                    }
+                }
+                // Its thread ended without `RunFinished`: it panicked.
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    finished = true;
+                    changed = true;
+                    break;
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
             }
         }
         if finished && let Some(handle) = self.handle.take() {
-            handle.join();
+            self.internal_error = handle.join().err();
         }
         changed
     }
@@ -75,7 +88,7 @@ impl RunView {
                 break;
             }
         }
-        handle.join();
+        self.internal_error = handle.join().err();
     }
 }
 
@@ -123,6 +136,7 @@ impl Session {
             lanes: Lanes::default(),
             handle: None,
             label: None,
+            internal_error: None,
         };
         for event in events {
             run.apply(event);
@@ -143,6 +157,7 @@ impl Session {
             lanes: Lanes::default(),
             handle: Some(handle),
             label: None,
+            internal_error: None,
         });
         self.selected = Some(self.runs.len() - 1);
         Ok(())
@@ -156,6 +171,7 @@ impl Session {
             lanes: Lanes::default(),
             handle: None,
             label: Some(label),
+            internal_error: None,
         });
         self.selected = Some(self.runs.len() - 1);
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use sysinfo::{CpuRefreshKind, RefreshKind, System};
 
-use crate::engine::RunClock;
+use crate::engine::{RunClock, panics};
 use crate::event::{Placement, SlotLoad};
 
 pub use placement::{ProcessTable, StatFields, StatFile, clock_ticks, page_size, stat};
@@ -38,6 +38,8 @@ pub enum Sample {
         at: Duration,
         usage: Vec<f32>,
     },
+    /// The monitor's thread panicked (described by [`crate::engine::panics::catch`]).
+    Panicked(String),
 }
 
 /// A running monitor; dropping it tells the thread to stop. Nothing waits for the thread
@@ -55,7 +57,12 @@ impl Monitor {
         let stopped = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("poolscope-monitor".to_string())
-            .spawn(move || sample_loop(&watched, &tx, clock, &stopped))?;
+            .spawn(move || {
+                let sampled = panics::catch(|| sample_loop(&watched, &tx, clock, &stopped));
+                if let Err(panic) = sampled {
+                    let _ = tx.send(Sample::Panicked(panic));
+                }
+            })?;
         Ok(Monitor { stop })
     }
 }
@@ -90,6 +97,7 @@ fn sample_loop(watched: &Watched, tx: &Sender<Sample>, clock: RunClock, stop: &A
         if stop.load(Ordering::Relaxed) {
             return;
         }
+        panics::injected("monitor");
         let slow = tick.is_multiple_of(SLOW_EVERY);
         let roots: Vec<(usize, u32)> = watched.lock().map(|w| w.clone()).unwrap_or_default();
         if !roots.is_empty() || !table.is_empty() {

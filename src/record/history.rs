@@ -20,6 +20,6 @@ pub fn previous_durations(root: &Path) -> BTreeMap<String, Duration> {
     summary
         .tasks
         .into_iter()
-        .filter_map(|t| Some((t.name, Duration::from_secs_f64(t.wall_seconds?))))
+        .filter_map(|t| Some((t.name, Duration::try_from_secs_f64(t.wall_seconds?).ok()?)))
         .collect()
 }

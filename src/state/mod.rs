@@ -312,7 +312,16 @@ impl RunState {
         output: &LiveOutput,
     ) {
         self.advance(at);
-        self.count_busy(at, 1);
+        // Started again on a fresh worker (the one it was sent to recycled itself): the
+        // slot was busy with it all along.
+        let again = self
+            .slots
+            .get(slot.wrapping_sub(1))
+            .and_then(|s| s.current.as_ref())
+            .is_some_and(|c| c.key == key);
+        if !again {
+            self.count_busy(at, 1);
+        }
         self.set_task(
             key.seq,
             TaskStatus::Running {

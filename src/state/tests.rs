@@ -268,3 +268,20 @@ fn busy_counts_running_tasks_over_time() {
         [(0, 1), (10, 2), (20, 1), (20, 2), (30, 1), (40, 0)]
     );
 }
+
+#[test]
+fn an_item_started_again_on_a_fresh_worker_is_busy_once() {
+    let s = fold(&[
+        info(1, 1, 1),
+        started(1, 1, 1, 101, 0),
+        started(1, 1, 1, 202, 10),
+        finished(1, 1, 1, (10, 20), OK, true),
+    ]);
+    let counts: Vec<(u64, u32)> = s
+        .busy
+        .iter()
+        .map(|&(t, n)| (t.as_millis() as u64, n))
+        .collect();
+    assert_eq!(counts, [(0, 1), (20, 0)]);
+    assert_eq!(s.slots[0].last_pid, Some(202));
+}

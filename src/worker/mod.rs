@@ -84,7 +84,8 @@ impl PyFunction {
                 })
             }
             _ => Err(format!(
-                "`{spec}` does not name a Python function; write \"file.py:function\""
+                "`{}` does not name a Python function; write \"file.py:function\"",
+                crate::human::excerpt(spec)
             )),
         }
     }

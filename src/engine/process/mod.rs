@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use super::child;
 use super::clock::RunClock;
 use super::launcher::{AttemptOrder, LaunchMsg, Launcher};
+use super::panics;
 use crate::event::{AttemptKey, AttemptRecord};
 use crate::guard::RunMarker;
 
@@ -71,13 +72,19 @@ impl ProcessLauncher {
             std::thread::Builder::new()
                 .name(format!("poolscope-slot-{slot}"))
                 .spawn(move || {
-                    if let Some(core) = core {
-                        child::pin_this_thread(core);
-                    }
-                    let mut buf = vec![0u8; 64 * 1024];
-                    for order in incoming {
-                        let record = attempt::run(&order, &ctx, &replies, &mut buf);
-                        let _ = replies.send(LaunchMsg::Finished(record));
+                    let served = panics::catch(|| {
+                        if let Some(core) = core {
+                            child::pin_this_thread(core);
+                        }
+                        let mut buf = vec![0u8; 64 * 1024];
+                        for order in incoming {
+                            panics::injected("slot");
+                            let record = attempt::run(&order, &ctx, &replies, &mut buf);
+                            let _ = replies.send(LaunchMsg::Finished(record));
+                        }
+                    });
+                    if let Err(panic) = served {
+                        let _ = replies.send(LaunchMsg::Panicked(panic));
                     }
                 })?;
             *entry = Some(orders);

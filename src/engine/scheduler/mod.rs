@@ -170,19 +170,20 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         } = self;
         drop(launcher);
         for msg in inputs.replies.try_iter() {
-            if let LaunchMsg::Worker {
-                slot,
-                pid,
-                at,
-                change,
-            } = msg
-            {
-                emit(Event::Worker {
+            match msg {
+                LaunchMsg::Worker {
                     slot,
                     pid,
                     at,
                     change,
-                });
+                } => emit(Event::Worker {
+                    slot,
+                    pid,
+                    at,
+                    change,
+                }),
+                LaunchMsg::Panicked(panic) => super::panics::resume(panic),
+                _ => {}
             }
         }
         if let Some(idle) = &mut idle {
@@ -255,7 +256,10 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 };
                 run.pid = Some(pid);
                 // From the start itself: the report of it may come a little later.
-                run.deadline = run.timeout.map(|t| self.clock.instant(at) + t);
+                // A limit past the end of time is no limit.
+                run.deadline = run
+                    .timeout
+                    .and_then(|t| self.clock.instant(at).checked_add(t));
                 let pending_kill = run.kill.is_some();
                 if let Some((_, at)) = &mut run.kill {
                     // The grace before SIGKILL counts from the SIGTERM sent now.
@@ -292,6 +296,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 at,
                 change,
             }),
+            LaunchMsg::Panicked(panic) => super::panics::resume(panic),
         }
     }
 
@@ -334,6 +339,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         }
         record.is_final = !retry;
         (self.emit)(Event::AttemptFinished(Arc::new(record)));
+        super::panics::injected("scheduler");
         if failed && !retry && !cancelled {
             self.halt_after_failure();
         }
@@ -394,6 +400,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 });
             }
             Sample::Cores { at, usage } => (self.emit)(Event::CoreUsage { at, usage }),
+            Sample::Panicked(panic) => super::panics::resume(panic),
         }
     }
 

@@ -159,7 +159,14 @@ impl WorkerLauncher {
             let thread = std::thread::Builder::new()
                 .name(format!("poolscope-worker-{slot}"))
                 .stack_size(256 * 1024)
-                .spawn(move || slot::run(slot, core, &theirs, &ctx, &replies))?;
+                .spawn(move || {
+                    let served = super::panics::catch(|| {
+                        slot::run(slot, core, &theirs, &ctx, &replies);
+                    });
+                    if let Err(panic) = served {
+                        let _ = replies.send(LaunchMsg::Panicked(panic));
+                    }
+                })?;
             *entry = Some(SlotThread {
                 shared,
                 thread: Some(thread),

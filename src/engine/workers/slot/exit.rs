@@ -1,5 +1,7 @@
 //! How a slot's items end: the record of a finished item, and what happens when its
-//! worker's process ends (the item it was on fails, the rest go back to the mailbox).
+//! worker's process ends (the item it was on fails, the rest go back to the mailbox; a
+//! worker that answered items and exits 0 unasked has recycled itself, and the item it
+//! was on goes back too).
 
 use std::time::Duration;
 
@@ -96,7 +98,19 @@ impl Slot<'_> {
             error: format!("lost track of the worker: {e}"),
         });
         let pid = w.process.pid;
-        let head = w.in_flight.pop_front();
+        // A clean exit after answering items is a recycle, not a failure: the item it was
+        // sent and did not answer goes to the next worker. Not from a worker that answered
+        // none, so that an item on which every worker exits fails instead of going round.
+        let recycled_itself = w.ready
+            && w.done > 0
+            && w.broken.is_none()
+            && w.leaving.is_none()
+            && outcome == Outcome::Exited { code: 0 };
+        let head = if recycled_itself {
+            None
+        } else {
+            w.in_flight.pop_front()
+        };
         let unstarted: Vec<AttemptOrder> = w.in_flight.drain(..).map(|f| f.order).collect();
         if !unstarted.is_empty() {
             let mut mailbox = self.shared.mailbox();
@@ -106,6 +120,8 @@ impl Slot<'_> {
         }
         let why = if let Some(broken) = &w.broken {
             broken.clone()
+        } else if recycled_itself {
+            format!("recycled itself after {} items (exit 0)", w.done)
         } else if let Some(item) = &head {
             format!("died on task {}", item.order.key.seq)
         } else if let Some(leaving) = w.leaving {

@@ -120,6 +120,7 @@ pub(super) fn run(
     if let Some(core) = core {
         crate::engine::child::pin_this_thread(core);
     }
+    crate::engine::panics::injected("worker");
     let mut s = Slot {
         slot,
         shared,
@@ -188,7 +189,7 @@ impl Slot<'_> {
                     last_stat: None,
                     done: 0,
                     leaving: None,
-                    ready_by: Some((Instant::now() + limit, limit)),
+                    ready_by: Instant::now().checked_add(limit).map(|at| (at, limit)),
                     leave_by: None,
                     killed_leaving: false,
                     replies_closed_at: None,
