@@ -23,7 +23,7 @@ pub fn name(os: &OsStr) -> String {
 const EXCERPT_CHARS: usize = 60;
 
 /// A value as a one-line sentence shows it: see [`one_line`], cut after
-/// [`EXCERPT_CHARS`] characters.
+/// `EXCERPT_CHARS` characters.
 pub fn excerpt(text: &str) -> String {
     one_line(text, EXCERPT_CHARS)
 }

@@ -6,7 +6,8 @@
 //!
 //! In an argv template every element expands to exactly one argument, whatever the
 //! substituted value holds. In a shell template every substituted value is quoted for the
-//! spot it sits in (outside quotes, inside `"..."` or inside `'...'`, see [`shell`]), so a
+//! spot it sits in (outside quotes, inside `"..."` or inside `'...'`; see the private
+//! `template::shell`), so a
 //! file named `a b; rm -rf ~ $(x)` stays data; a line with a value where it cannot be
 //! quoted is refused by [`check_shell`].
 //!
