@@ -276,7 +276,7 @@ impl Tally {
 
 #[test]
 fn hostile_manifests_load_or_are_refused_with_one_sentence() {
-    let mut rng = Rng(0x5eed_0f_9001_5c0e);
+    let mut rng = Rng(0x005e_ed0f_9001_5c0e);
     let mut tally = Tally::default();
     let names = examples();
     assert!(names.len() >= 7, "{names:?}");
