@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MAX_DURATION, MAX_WORKERS};
+use crate::limits::{MAX_DURATION, MAX_RETRIES, MAX_WORKERS};
 
 /// What the pool does after a task fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -91,7 +91,8 @@ pub struct PoolSettings {
     #[serde(default, deserialize_with = "human_duration")]
     pub timeout: Option<Duration>,
     /// Extra attempts after a failure.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    #[serde(default, deserialize_with = "retry_count")]
     pub retries: Option<u32>,
     /// After a failure: never, soon (start nothing new) or now (also kill running tasks).
     #[arg(long, value_parser = str::parse::<Halt>)]
@@ -143,6 +144,16 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
             "`workers = {n}` is more than poolscope's {MAX_WORKERS} worker slots; a run has no more slots than tasks anyway"
         ))),
         n => Ok(Some(n as usize)),
+    }
+}
+
+/// A retry count of at most [`MAX_RETRIES`].
+fn retry_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match u64::deserialize(d)? {
+        n if n > u64::from(MAX_RETRIES) => Err(serde::de::Error::custom(format!(
+            "`retries = {n}` is more than poolscope's {MAX_RETRIES} retries of a task; a task that fails that often will not pass"
+        ))),
+        n => Ok(Some(n as u32)),
     }
 }
 

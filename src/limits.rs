@@ -10,5 +10,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
 /// no more slots than tasks to run, however many it is given.
 pub const MAX_WORKERS: usize = 4096;
 
+/// The most extra attempts of a task after a failure (`retries`, `--retries`).
+pub const MAX_RETRIES: u32 = 100;
+
 /// The most tasks a task directory may hold, `[each]`'s inputs or range included.
 pub const MAX_TASKS: usize = 1_000_000;

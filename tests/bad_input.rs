@@ -348,6 +348,24 @@ fn worker_counts_past_the_limit_are_refused() {
 }
 
 #[test]
+fn retries_past_the_limit_are_refused() {
+    for retries in ["101", "4294967295", "18446744073709551615"] {
+        let dir = task_dir(&format!(
+            "[pool]\nretries = {retries}\n[[task]]\ncmd = [\"false\"]\n"
+        ));
+        let path = dir.path().to_str().expect("utf8");
+        let line = one_error_line(&run(&["run", path]));
+        assert!(
+            line.contains("poolscope.toml:2:11: ") && line.contains("100 retries"),
+            "{retries}: {line}"
+        );
+        let o = run(&["run", path, "--retries", retries]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--retries"), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn ranges_of_more_than_a_million_tasks_are_refused_at_their_key() {
     for range in [
         "[1, 1000001]",

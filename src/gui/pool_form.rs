@@ -97,8 +97,10 @@ impl PoolForm {
         ui.end_row();
 
         let label = ui.label("Retries");
-        ui.add(egui::DragValue::new(&mut self.config.retries).range(0..=100))
-            .labelled_by(label.id);
+        ui.add(
+            egui::DragValue::new(&mut self.config.retries).range(0..=crate::limits::MAX_RETRIES),
+        )
+        .labelled_by(label.id);
         ui.end_row();
 
         let label = ui.label("Halt");
