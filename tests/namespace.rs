@@ -107,12 +107,7 @@ fn another_user_gets_a_user_namespace_and_keeps_their_uid() {
 fn without_a_namespace_the_summary_and_the_command_line_say_so() {
     let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
     let out = tempfile::tempdir().expect("tmp");
-    let o = app()
-        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
-        .arg("run")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(out.path())
+    let o = run_outside_namespace(dir.path(), out.path())
         .output()
         .expect("poolscope runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

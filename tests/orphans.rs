@@ -118,12 +118,7 @@ fn a_finished_task_leaves_no_process_behind() {
     let out = tempfile::tempdir().expect("tmp");
     // Outside a PID namespace, which would end with poolscope anyway: the task's own
     // cleanup is the subject here, and the PIDs the task records are the tests' own.
-    let o = app()
-        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
-        .arg("run")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(out.path())
+    let o = run_outside_namespace(dir.path(), out.path())
         .output()
         .expect("poolscope runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -255,12 +250,7 @@ fn a_killed_guardian_is_replaced() {
     let pids = tempfile::tempdir().expect("tmp");
     let dir = spawner_dir(pids.path());
     let out = tempfile::tempdir().expect("tmp");
-    let mut child = app()
-        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
-        .arg("run")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(out.path())
+    let mut child = run_outside_namespace(dir.path(), out.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -18,19 +18,6 @@ fn python_dir(manifest: &str, python: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `poolscope run DIR --out OUT` outside a PID namespace, where the PIDs workers see
-/// (`os.getpid()`) are those poolscope records.
-fn run_outside_namespace(dir: &Path, out: &Path) -> std::process::Output {
-    app()
-        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
-        .arg("run")
-        .arg(dir)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("poolscope runs")
-}
-
 /// `results.jsonl` of a run, one JSON value per line.
 fn results(run_dir: &Path) -> Vec<Value> {
     fs::read_to_string(run_dir.join("results.jsonl"))
@@ -218,7 +205,9 @@ fn max_tasks_per_worker_recycles_workers() {
         "import os\ndef pid(x):\n    return os.getpid()\n",
     );
     let out = dir.path().join("run");
-    let o = run_outside_namespace(dir.path(), &out);
+    let o = run_outside_namespace(dir.path(), &out)
+        .output()
+        .expect("poolscope runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s = summary(&out);
     let pids: Vec<u64> = (1..=10)
@@ -248,7 +237,9 @@ fn init_runs_once_per_worker() {
         "import os\nREADY = False\ndef setup():\n    global READY\n    with open('inits', 'a') as log:\n        log.write(f'{os.getpid()}\\n')\n    READY = True\ndef f(x):\n    assert READY\n    return os.getpid()\n",
     );
     let out = dir.path().join("run");
-    let o = run_outside_namespace(dir.path(), &out);
+    let o = run_outside_namespace(dir.path(), &out)
+        .output()
+        .expect("poolscope runs");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let inits: Vec<u64> = fs::read_to_string(dir.path().join("inits"))
         .expect("inits")

@@ -192,3 +192,16 @@ pub fn binary_for_anyone(dir: &Path) -> PathBuf {
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
     copy
 }
+
+/// `poolscope run DIR --out OUT` outside a PID namespace (see [`NAMESPACE_OFF`]), to be
+/// given its output handling and run.
+pub fn run_outside_namespace(dir: &Path, out: &Path) -> Command {
+    let mut command = app();
+    command
+        .env(NAMESPACE_OFF.0, NAMESPACE_OFF.1)
+        .arg("run")
+        .arg(dir)
+        .arg("--out")
+        .arg(out);
+    command
+}
