@@ -13,6 +13,13 @@ use common::*;
 const MANIFEST: &str =
     "[pool]\nworkers = 16\n[each]\nrange = [1, 120]\ncmd = [\"sleep\", \"0.02\"]\n";
 
+/// 120 items of 20 ms on 16 persistent workers, which cannot all start under a low
+/// descriptor limit: each holds five of poolscope's.
+fn worker_manifest() -> String {
+    let items = vec!["\"0.02\""; 120].join(", ");
+    format!("[pool]\nworkers = 16\n[worker]\nbuiltin = \"sleep\"\n[each]\ninputs = [{items}]\n")
+}
+
 /// `exe run DIR --out OUT` under `ulimit LIMIT`, the shell started by `prefix` (e.g.
 /// `setpriv ...`) if any; every task must end ok.
 fn run_limited(prefix: &[&str], limit: &str, exe: &Path, dir: &Path, out: &Path) {
@@ -51,6 +58,21 @@ fn with_few_descriptors_every_task_still_runs() {
     let out = tempfile::tempdir().expect("tmp");
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_poolscope"));
     run_limited(&[], "-n 48", &exe, dir.path(), out.path());
+}
+
+#[test]
+fn with_few_descriptors_every_worker_item_still_runs() {
+    let dir = task_dir(&worker_manifest());
+    let out = tempfile::tempdir().expect("tmp");
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_poolscope"));
+    run_limited(&[], "-n 48", &exe, dir.path(), out.path());
+    // The limit bit: some slots could not start a worker, and others ran their items.
+    let trace = std::fs::read_to_string(out.path().join("trace.json")).expect("trace");
+    let started = trace.matches("\"worker started\"").count();
+    assert!(
+        (1..16).contains(&started),
+        "{started} of 16 workers started under ulimit -n 48"
+    );
 }
 
 #[test]

@@ -49,6 +49,11 @@ pub enum LaunchMsg {
     /// It ended. `outcome` says how the process ended; the scheduler turns its own kills
     /// into `TimedOut` or `Cancelled` and fills in `is_final` and `cores`.
     Finished(Box<AttemptRecord>),
+    /// The system refused to start it for a moment (descriptors, processes or memory:
+    /// see [`super::process::is_transient`]); the record says so as a not-started
+    /// attempt. The scheduler gives it to another slot, or fails it with the record when
+    /// no other slot could run it.
+    NoRoom(Box<AttemptRecord>),
     /// A persistent worker changed (launchers of plain processes never send this).
     Worker {
         slot: usize,

@@ -221,18 +221,42 @@ impl Prepared {
     }
 }
 
+/// Start the guardian that ends this process's tasks should it die (once per process:
+/// runs share it) by running `exe __guardian`, and say how it cleans up. The app calls
+/// it as it opens a directory, so that its load report can say what a run will do.
+pub fn start_guardian(exe: &Path) -> Result<CleanupInfo, RunError> {
+    guard::start_guardian(exe).map_err(|source| RunError::Guardian {
+        path: exe.to_path_buf(),
+        source,
+    })?;
+    Ok(cleanup_info())
+}
+
+/// How the live guardian, if any, cleans up.
+fn cleanup_info() -> CleanupInfo {
+    match guard::cleanup() {
+        Some(guard::Cleanup::Namespace) => CleanupInfo {
+            pid_namespace: true,
+            note: None,
+        },
+        Some(other) => CleanupInfo {
+            pid_namespace: false,
+            note: other.note(),
+        },
+        None => CleanupInfo::default(),
+    }
+}
+
 /// Everything [`start`] does before it starts the run's thread.
 pub fn prepare(
     dir: &TaskDir,
     config: PoolConfig,
     options: RunOptions,
 ) -> Result<Prepared, RunError> {
-    if let Some(exe) = &options.guardian {
-        guard::start_guardian(exe).map_err(|source| RunError::Guardian {
-            path: exe.clone(),
-            source,
-        })?;
-    }
+    let cleanup = match &options.guardian {
+        Some(exe) => start_guardian(exe)?,
+        None => cleanup_info(),
+    };
     let previous = match config.order {
         Order::LongestFirst => history::previous_durations(&dir.root),
         Order::Listed => BTreeMap::new(),
@@ -290,17 +314,7 @@ pub fn prepare(
         cores,
         started_at: clock.started_at(),
         tasks: tasks.iter().map(|t| TaskInfo::of(t)).collect(),
-        cleanup: match guard::cleanup() {
-            Some(guard::Cleanup::Namespace) => CleanupInfo {
-                pid_namespace: true,
-                note: None,
-            },
-            Some(other) => CleanupInfo {
-                pid_namespace: false,
-                note: other.note(),
-            },
-            None => CleanupInfo::default(),
-        },
+        cleanup,
     });
     let (controls, control_rx) = unbounded();
     let ctx = Arc::new(RunContext {

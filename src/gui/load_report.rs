@@ -67,7 +67,7 @@ pub fn ui(ui: &mut Ui, session: &Session) {
             },
         );
     }
-    for note in &dir.notes {
+    for note in dir.notes.iter().chain(&session.cleanup_note) {
         ui.colored_label(ui.visuals().warn_fg_color, note);
     }
 }

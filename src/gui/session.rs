@@ -97,6 +97,9 @@ pub struct Session {
     pub path: PathBuf,
     /// The load report, or the one-sentence reason it could not be loaded.
     pub loaded: Result<TaskDir, String>,
+    /// The sentence saying that tasks will not run in a PID namespace, and what that
+    /// risks; `None` when they will.
+    pub cleanup_note: Option<String>,
     pub runs: Vec<RunView>,
     /// Index into `runs` of the run on display.
     pub selected: Option<usize>,
@@ -108,6 +111,12 @@ impl Session {
         Session {
             path: path.to_path_buf(),
             loaded: taskdir::load(path).map_err(|e| e.to_string()),
+            // The guardian that the runs will share, started now so that the load report
+            // can say how the tasks will be cleaned up. Failing to start is the run's error.
+            cleanup_note: std::env::current_exe()
+                .ok()
+                .and_then(|exe| engine::start_guardian(&exe).ok())
+                .and_then(|cleanup| cleanup.note),
             runs: Vec::new(),
             selected: None,
         }

@@ -29,6 +29,13 @@ impl Batched {
         }
     }
 
+    /// Lines for the file at `path`, created (or opened for appending) now: while the
+    /// descriptor can still be had.
+    pub fn created_now(path: PathBuf) -> io::Result<Self> {
+        let file = open_for_lines(&path)?;
+        Ok(Batched::to_file(path, file))
+    }
+
     /// Lines for the file at `path`, created when the first batch is written.
     pub fn created_on_first_line(path: PathBuf) -> Self {
         Batched {
@@ -64,14 +71,7 @@ impl Batched {
             return Ok(());
         }
         if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    // To cut a batch written in part back to its whole lines.
-                    .read(true)
-                    .open(&self.path)?,
-            );
+            self.file = Some(open_for_lines(&self.path)?);
         }
         let written = match &mut self.file {
             Some(file) => file.write_all(&self.pending).inspect_err(|_| {
@@ -93,6 +93,16 @@ impl Drop for Batched {
     fn drop(&mut self) {
         let _ = self.flush();
     }
+}
+
+/// `path` opened for appending lines, created if missing.
+fn open_for_lines(path: &std::path::Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        // To cut a batch written in part back to its whole lines.
+        .read(true)
+        .open(path)
 }
 
 /// How many of the first `len` bytes of `file` are whole lines: up to its last newline.

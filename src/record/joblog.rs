@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use super::batch::Batched;
@@ -20,43 +20,30 @@ pub const HEADER: &str =
 /// together (one `write`) as soon as the engine has nothing else to do.
 pub struct Joblog {
     out: Batched,
-    /// The file does not exist yet: it is created with the header and the first line (or
-    /// after [`Joblog::header_if_none`]), not while the run's first tasks are starting.
+    /// The file is empty: the header goes with the first line (or after
+    /// [`Joblog::header_if_none`]).
     header_due: bool,
 }
 
 impl Joblog {
-    /// Open for appending, cutting off a torn last line (a run killed mid-write: its
-    /// task runs again on `--resume`) so that new lines start clean, and writing the
-    /// header if the file is empty. A missing file is created later, in a folder that
-    /// must be writable now.
+    /// Open for appending (created if missing, now, while the run's tasks do not hold
+    /// the descriptors there are), cutting off a torn last line (a run killed mid-write:
+    /// its task runs again on `--resume`) so that new lines start clean. An empty file
+    /// gets the header with its first line.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let opened = OpenOptions::new().append(true).read(true).open(path);
-        let mut file = match opened {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let folder = path.parent().unwrap_or(Path::new("."));
-                nix::unistd::access(folder, nix::unistd::AccessFlags::W_OK)
-                    .map_err(io::Error::from)?;
-                return Ok(Joblog {
-                    out: Batched::created_on_first_line(path.to_path_buf()),
-                    header_due: true,
-                });
-            }
-            Err(e) => return Err(e),
-        };
-        let mut len = file.metadata()?.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(path)?;
+        let len = file.metadata()?.len();
         let whole = super::batch::whole_lines(&file, len)?;
         if whole < len {
             file.set_len(whole)?;
-            len = whole;
-        }
-        if len == 0 {
-            file.write_all(HEADER.as_bytes())?;
         }
         Ok(Joblog {
             out: Batched::to_file(path.to_path_buf(), file),
-            header_due: false,
+            header_due: whole == 0,
         })
     }
 
@@ -186,6 +173,7 @@ pub fn successes(path: &Path) -> io::Result<Vec<(usize, String)>> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::time::Duration;
 
     use super::*;
@@ -285,12 +273,16 @@ mod tests {
     }
 
     #[test]
-    fn a_new_joblog_is_created_with_its_first_line_or_at_the_end() -> io::Result<()> {
+    fn a_new_joblog_gets_its_header_with_its_first_line_or_at_the_end() -> io::Result<()> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join(FILE);
         let mut log = Joblog::open(&path)?;
         log.flush()?;
-        assert!(!path.exists(), "no file before the first line");
+        assert_eq!(
+            std::fs::read_to_string(&path)?,
+            "",
+            "created at once, the header waits for the first line"
+        );
         log.append(&record(1, Outcome::Exited { code: 0 }, None), 0.0, "a")?;
         log.flush()?;
         let text = std::fs::read_to_string(&path)?;

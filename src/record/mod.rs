@@ -36,7 +36,7 @@ impl Recorder {
     pub fn open(run_dir: &Path, tasks: Arc<Vec<Arc<Task>>>) -> std::io::Result<Self> {
         Ok(Recorder {
             joblog: joblog::Joblog::open(&run_dir.join(joblog::FILE))?,
-            results: results::Results::new(run_dir),
+            results: results::Results::new(run_dir, tasks.iter().any(|t| t.item().is_some()))?,
             run_dir: run_dir.to_path_buf(),
             tasks,
             state: RunState::new(),

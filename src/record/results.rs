@@ -11,16 +11,22 @@ use crate::event::{AttemptRecord, ItemResult, Outcome};
 
 pub const FILE: &str = "results.jsonl";
 
-/// An open `results.jsonl`, created on the first line.
+/// An open `results.jsonl`.
 pub struct Results {
     out: Batched,
 }
 
 impl Results {
-    pub fn new(run_dir: &Path) -> Self {
-        Results {
-            out: Batched::created_on_first_line(run_dir.join(FILE)),
-        }
+    /// Created now for a run of items (before its workers take the descriptors there are),
+    /// else on the first line.
+    pub fn new(run_dir: &Path, items: bool) -> io::Result<Self> {
+        let path = run_dir.join(FILE);
+        let out = if items {
+            Batched::created_now(path)?
+        } else {
+            Batched::created_on_first_line(path)
+        };
+        Ok(Results { out })
     }
 
     /// Add the line of a final attempt that a worker answered (others have no result).

@@ -12,6 +12,8 @@ mod attempt;
 mod pump;
 mod room;
 
+pub use room::is_transient;
+
 use std::io;
 use std::path::Path;
 use std::sync::Arc;

@@ -21,6 +21,7 @@ pub(super) enum KillReason {
 impl<L: Launcher> Scheduler<'_, L> {
     /// The next instant something must be signalled.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let resting = self.slots.iter().filter_map(|p| p.resting_until);
         self.running
             .values()
             .filter_map(|r| match r.kill {
@@ -28,6 +29,7 @@ impl<L: Launcher> Scheduler<'_, L> {
                 Some(_) => None,
                 None => r.deadline,
             })
+            .chain(resting)
             .min()
     }
 

@@ -48,13 +48,23 @@ struct SlotPlan {
     /// Orders waiting behind it in the launcher, oldest first (at most
     /// [`Launcher::depth`]).
     waiting: VecDeque<AttemptKey>,
+    /// The system refused the slot's last start for a moment: it takes nothing new until
+    /// then, or until another attempt ends (see [`LaunchMsg::NoRoom`]).
+    resting_until: Option<Instant>,
 }
 
 impl SlotPlan {
     fn is_idle(&self) -> bool {
         self.current.is_none() && self.waiting.is_empty()
     }
+
+    fn is_resting(&self, now: Instant) -> bool {
+        self.resting_until.is_some_and(|until| until > now)
+    }
 }
+
+/// A slot refused a start for want of room rests this long, unless an attempt ends first.
+const REST: Duration = Duration::from_millis(500);
 
 /// Why no new task starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +295,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 (self.emit)(Event::Output { key, stream, total });
             }
             LaunchMsg::Finished(record) => self.on_finished(*record),
+            LaunchMsg::NoRoom(record) => self.on_no_room(*record),
             LaunchMsg::Worker {
                 slot,
                 pid,
@@ -300,8 +311,39 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         }
     }
 
+    /// `record`'s attempt could not start on its slot for want of room: the slot rests,
+    /// and the attempt goes back to the front of the queue for another slot, as GNU
+    /// parallel backs off. Only when every other slot rests too (nothing would make room)
+    /// does it fail.
+    fn on_no_room(&mut self, record: AttemptRecord) {
+        let key = record.key;
+        let Some(slot) = self.slot_of(key) else {
+            return;
+        };
+        let now = Instant::now();
+        let others_can = self
+            .slots
+            .iter()
+            .enumerate()
+            .any(|(i, p)| i + 1 != slot && !p.is_resting(now));
+        if !others_can && self.stopping.is_none() {
+            return self.on_finished(record);
+        }
+        // Back to the queue: to run elsewhere, or to be skipped if the run stops.
+        self.make_current(slot, key);
+        self.slots[slot - 1].current = None;
+        self.running.remove(&key);
+        self.return_waiting_orders_of(slot);
+        self.slots[slot - 1].resting_until = Some(now + REST);
+        self.queue.push_front((key.seq - 1, key.attempt));
+    }
+
     fn on_finished(&mut self, mut record: AttemptRecord) {
         let key = record.key;
+        // Room may have been freed: resting slots try again.
+        for plan in &mut self.slots {
+            plan.resting_until = None;
+        }
         let Some(slot) = self.slot_of(key) else {
             return;
         };

@@ -14,11 +14,17 @@ impl<L: Launcher> Scheduler<'_, L> {
     /// Give every idle slot the next queued attempt, or one still waiting behind another
     /// slot's running attempt.
     pub(super) fn start_into_free_slots(&mut self) {
+        let now = std::time::Instant::now();
+        for plan in &mut self.slots {
+            if !plan.is_resting(now) {
+                plan.resting_until = None;
+            }
+        }
         if self.stopping.is_some() {
             return;
         }
         for i in 0..self.slots.len() {
-            if !self.slots[i].is_idle() {
+            if !self.slots[i].is_idle() || self.slots[i].is_resting(now) {
                 continue;
             }
             let slot = i + 1;

@@ -19,7 +19,9 @@
 //! the worker back to one item at a time.
 //!
 //! Failed worker starts are counted across the slots (`starts`): two in a row that fail
-//! alike end the run's starts, and the items left fail at once with that error.
+//! alike end the run's starts, and the items left fail at once with that error. A start
+//! the system refuses for a moment (EMFILE, EAGAIN, ...) fails nothing while another slot
+//! can take the item: the scheduler gives it to one ([`LaunchMsg::NoRoom`]).
 
 mod slot;
 mod spawn;
@@ -200,13 +202,18 @@ impl Launcher for WorkerLauncher {
             }
             Err(e) => {
                 let at = self.ctx.run.clock.now();
-                let record = AttemptRecord::not_started(
+                let transient = super::process::is_transient(&e);
+                let record = Box::new(AttemptRecord::not_started(
                     key,
                     slot,
                     at,
                     format!("no thread to run its worker: {e}"),
-                );
-                let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+                ));
+                let _ = self.replies.send(if transient {
+                    LaunchMsg::NoRoom(record)
+                } else {
+                    LaunchMsg::Finished(record)
+                });
             }
         }
     }

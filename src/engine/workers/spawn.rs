@@ -8,6 +8,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 
 use crate::engine::child;
+use crate::engine::process::is_transient;
 use crate::event::Outcome;
 use crate::guard::MARKER_VAR;
 
@@ -27,8 +28,28 @@ pub(super) struct Process {
     pub(super) pidfd: Option<OwnedFd>,
 }
 
+/// Why a worker did not start.
+pub(super) struct SpawnError {
+    pub(super) error: io::Error,
+    /// The system refused for a moment (see [`is_transient`]).
+    pub(super) transient: bool,
+}
+
+impl From<io::Error> for SpawnError {
+    fn from(error: io::Error) -> Self {
+        SpawnError {
+            transient: is_transient(&error),
+            error,
+        }
+    }
+}
+
 /// Start a worker for `slot`.
-pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Result<Process> {
+pub(super) fn spawn(
+    ctx: &WorkerContext,
+    slot: usize,
+    generation: u64,
+) -> Result<Process, SpawnError> {
     let (items_child, items) = pipe()?;
     let (replies, replies_child) = pipe()?;
     let argv = ctx.spec.argv(&ctx.poolscope);
@@ -44,14 +65,15 @@ pub(super) fn spawn(ctx: &WorkerContext, slot: usize, generation: u64) -> io::Re
             format!("{}w{slot}.{generation}/", ctx.run.marker.prefix()),
         )
         .protocol(items_child.as_fd(), replies_child.as_fd());
-    let started = child::spawn(&spec).map_err(|e| {
-        io::Error::new(
+    let started = child::spawn(&spec).map_err(|e| SpawnError {
+        transient: is_transient(&e),
+        error: io::Error::new(
             e.kind(),
             format!(
                 "cannot start the worker `{}`: {e}",
                 argv[0].to_string_lossy()
             ),
-        )
+        ),
     })?;
     drop(spec);
     drop((items_child, replies_child));

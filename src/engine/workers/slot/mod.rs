@@ -195,15 +195,23 @@ impl Slot<'_> {
                     replies_closed_at: None,
                 });
             }
-            Err(e) => {
-                self.start_failed(e.to_string(), b"");
+            Err(spawn::SpawnError { error, transient }) => {
+                // Refused for a moment: the scheduler gives the order to another slot.
+                if !transient {
+                    self.start_failed(error.to_string(), b"");
+                }
                 let order = self.shared.mailbox().orders.pop_front();
                 if let Some(order) = order {
                     let at = self.ctx.run.clock.now();
                     let record =
-                        AttemptRecord::not_started(order.key, self.slot, at, e.to_string());
-                    self.undecided += 1;
-                    let _ = self.replies.send(LaunchMsg::Finished(Box::new(record)));
+                        AttemptRecord::not_started(order.key, self.slot, at, error.to_string());
+                    let record = Box::new(record);
+                    let _ = self.replies.send(if transient {
+                        LaunchMsg::NoRoom(record)
+                    } else {
+                        self.undecided += 1;
+                        LaunchMsg::Finished(record)
+                    });
                 }
             }
         }
