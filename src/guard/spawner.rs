@@ -11,15 +11,15 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sched::CpuSet;
-use nix::sys::signal::SigSet;
+use nix::sched::{CloneFlags, CpuSet};
+use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use nix::unistd::Pid;
 
@@ -220,12 +220,13 @@ pub fn start(
 
 /// The guardian's side: answer requests on `socket` until poolscope closes it.
 pub fn serve(socket: &mut UnixStream) {
+    let mut stack = vec![0u8; CHILD_STACK];
     loop {
         let Ok(Some((body, fds))) = receive(socket) else {
             return;
         };
         let (pid, errno) = match Request::decode(&body) {
-            Some(request) => start_child(&request, &fds),
+            Some(request) => start_child(&request, &fds, &mut stack),
             None => (0, libc::EINVAL),
         };
         drop(fds);
@@ -282,86 +283,75 @@ fn receive(socket: &mut UnixStream) -> io::Result<Option<(Vec<u8>, Vec<OwnedFd>)
     Ok(Some((body, fds)))
 }
 
+/// The stack the child runs on until its `exec`.
+const CHILD_STACK: usize = 256 << 10;
+
 /// Start `request` as poolscope's child with `fds` as its 0, 1, 2, ...: its PID and, if
-/// it could not run, the error (it then exits 127, for poolscope to reap).
-fn start_child(request: &Request, fds: &[OwnedFd]) -> (i32, i32) {
-    let Ok((failed_read, failed_write)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
+/// it could not run, the error (it then exits 127, for poolscope to reap). `stack` is the
+/// child's until its `exec`.
+///
+/// The child shares the guardian's memory until then, as with `posix_spawn`: nothing is
+/// copied for it, which costs a quarter of a millisecond per task less than a `fork`
+/// (2,000 × `true` on 2 workers in 0.93 s instead of 1.14 s; `xargs -P2`: 0.99 s).
+fn start_child(request: &Request, fds: &[OwnedFd], stack: &mut [u8]) -> (i32, i32) {
+    let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+        strings
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    };
+    let (argv, envp) = (pointers(&request.argv), pointers(&request.envp));
+    // Where the child leaves the error of its `exec`, if any.
+    let failed = AtomicI32::new(0);
+    // No signal may reach the child before it has reset the guardian's dispositions.
+    let Ok(mask) = SigSet::all().thread_swap_mask(SigmaskHow::SIG_SETMASK) else {
         return (0, Errno::last_raw());
     };
-    // SAFETY: `clone` with these flags is `fork`, but the child's parent is ours
-    // (poolscope); no wrapper in std or nix takes `CLONE_PARENT` without a new stack. The
-    // guardian has one thread, so the child may do anything a process may do after fork.
+    let flags = CloneFlags::CLONE_PARENT | CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: this is what `posix_spawn` does, but std's and nix's take no `CLONE_PARENT`,
+    // which makes the child poolscope's. The child shares the guardian's memory and runs
+    // on `stack` until its `exec` or its end, while the guardian, which has one thread,
+    // is suspended (`CLONE_VFORK`): nothing else touches that memory meanwhile.
+    // `exec_child` allocates nothing, cannot panic, and needs far less than `stack`; when
+    // it returns, `clone` ends the child with `_exit` (no exit handlers run). Its
+    // descriptors, signal dispositions and directory are its own (no `CLONE_FILES`,
+    // `CLONE_SIGHAND` or `CLONE_FS`).
     let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::CLONE_PARENT | libc::SIGCHLD,
-            0,
-            0,
-            0,
-            0,
+        nix::sched::clone(
+            Box::new(|| exec_child(request, fds, &argv, &envp, &failed)),
+            stack,
+            flags,
+            Some(libc::SIGCHLD),
         )
     };
-    if pid == 0 {
-        drop(failed_read);
-        exec_child(request, fds, failed_write);
+    let _ = mask.thread_set_mask();
+    match pid {
+        Ok(pid) => (pid.as_raw(), failed.load(Ordering::Acquire)),
+        Err(e) => (0, e as i32),
     }
-    if pid < 0 {
-        return (0, Errno::last_raw());
-    }
-    drop(failed_write);
-    // End of file once `exec` succeeded (the pipe is close-on-exec); the error if not.
-    let mut failed = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match nix::unistd::read(&failed_read, &mut failed[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::EINTR) => {}
-            Err(_) => break,
-        }
-    }
-    let errno = if got == 4 {
-        i32::from_le_bytes(failed)
-    } else {
-        0
-    };
-    (pid as i32, errno)
 }
 
-/// In the new child: its descriptors, process group, directory, CPUs and signals, then
-/// `exec`. Never returns; on failure it writes the error on `failed` and exits 127.
-fn exec_child(request: &Request, fds: &[OwnedFd], failed: OwnedFd) -> ! {
-    let fail = |e: Errno| -> ! {
-        let _ = nix::unistd::write(&failed, &(e as i32).to_le_bytes());
-        std::process::exit(127)
+/// In the new child: its process group, directory, CPUs, descriptors and signals, then
+/// `exec` of `argv` and `envp` (`request`'s, as the null-terminated pointer arrays
+/// `execve` takes). Returns only if that fails, having left the error in `failed`: the
+/// child's exit status. Allocates nothing: the memory is the guardian's.
+fn exec_child(
+    request: &Request,
+    fds: &[OwnedFd],
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    failed: &AtomicI32,
+) -> isize {
+    let fail = |e: Errno| {
+        failed.store(e as i32, Ordering::Release);
+        127
     };
     if let Err(e) = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
-        fail(e);
-    }
-    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_fd().as_raw_fd()).collect();
-    // SAFETY: std and nix place no descriptor on a given number but through `dup2` on an
-    // `OwnedFd` of that number, which this process does not own yet. Each one is first
-    // copied above every target, so that no `dup2` overwrites a descriptor still to be
-    // placed. The guardian ignores some signals; a task starts with default handlers.
-    let placed = unsafe {
-        let high: Vec<RawFd> = raw
-            .iter()
-            .map(|&fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, MAX_FDS as RawFd))
-            .collect();
-        let mut ok = high.iter().all(|&fd| fd >= 0);
-        for (target, &fd) in high.iter().enumerate() {
-            ok = ok && libc::dup2(fd, target as RawFd) >= 0;
-        }
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-        ok
-    };
-    if !placed {
-        fail(Errno::last());
+        return fail(e);
     }
     if let Err(e) = nix::unistd::chdir(request.cwd.as_c_str()) {
-        fail(e);
+        return fail(e);
     }
     if !request.cpus.is_empty() {
         let mut set = CpuSet::new();
@@ -370,9 +360,33 @@ fn exec_child(request: &Request, fds: &[OwnedFd], failed: OwnedFd) -> ! {
         }
         let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
     }
-    let _ = SigSet::empty().thread_set_mask();
-    let Err(e) = nix::unistd::execve(&request.path, &request.argv, &request.envp);
-    fail(e)
+    let fds = &fds[..fds.len().min(MAX_FDS)];
+    // SAFETY: std and nix place no descriptor on a given number but through `dup2` on an
+    // `OwnedFd` of that number, which this process does not own yet. Each one is first
+    // copied above every target, so that no `dup2` overwrites a descriptor still to be
+    // placed. The guardian ignores some signals; a task starts with default handlers and
+    // nothing blocked. nix's `execve` would allocate its pointer arrays in the guardian's
+    // memory, never to be freed: `argv` and `envp` are null-terminated arrays of pointers
+    // into `request`, alive until the guardian resumes after this `exec`.
+    unsafe {
+        let mut high = [-1; MAX_FDS];
+        for (copy, fd) in high.iter_mut().zip(fds) {
+            *copy = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MAX_FDS as RawFd);
+        }
+        let high = &high[..fds.len()];
+        let mut ok = high.iter().all(|&fd| fd >= 0);
+        for (target, &fd) in high.iter().enumerate() {
+            ok = ok && libc::dup2(fd, target as RawFd) >= 0;
+        }
+        if ok {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            let _ = SigSet::empty().thread_set_mask();
+            libc::execve(request.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        }
+    }
+    fail(Errno::last())
 }
 
 #[cfg(test)]
