@@ -138,7 +138,10 @@ impl PoolSettings {
 
 /// A worker count of at least one and at most [`MAX_WORKERS`].
 fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    match u64::deserialize(d)? {
+    match whole_number(
+        d,
+        &format!("`workers` is a whole number from 1 to {MAX_WORKERS}"),
+    )? {
         0 => Err(serde::de::Error::custom("`workers` must be at least 1")),
         n if n > MAX_WORKERS as u64 => Err(serde::de::Error::custom(format!(
             "`workers = {n}` is more than poolscope's {MAX_WORKERS} worker slots; a run has no more slots than tasks anyway"
@@ -149,11 +152,31 @@ fn at_least_one<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>,
 
 /// A retry count of at most [`MAX_RETRIES`].
 fn retry_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    match u64::deserialize(d)? {
+    match whole_number(
+        d,
+        &format!("`retries` is a whole number from 0 to {MAX_RETRIES}"),
+    )? {
         n if n > u64::from(MAX_RETRIES) => Err(serde::de::Error::custom(format!(
             "`retries = {n}` is more than poolscope's {MAX_RETRIES} retries of a task; a task that fails that often will not pass"
         ))),
         n => Ok(Some(n as u32)),
+    }
+}
+
+/// A whole number of at least 0; anything else (`1e9`, `-1`, `"4"`) is refused with
+/// `expected`, which says what the key takes.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D, expected: &str) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Whole(u64),
+        Other(serde::de::IgnoredAny),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Whole(n) => Ok(n),
+        Raw::Other(_) => Err(serde::de::Error::custom(format!(
+            "{expected}; write it without a decimal point or exponent, e.g. 4"
+        ))),
     }
 }
 

@@ -414,6 +414,46 @@ fn a_range_is_two_numbers() {
 }
 
 #[test]
+fn counts_written_as_decimals_or_exponents_are_refused_at_their_key() {
+    for (manifest, at, says) in [
+        (
+            "[pool]\nworkers = 1e9\n[[task]]\ncmd = [\"true\"]\n",
+            "poolscope.toml:2:11: ",
+            "`workers` is a whole number from 1 to 4096",
+        ),
+        (
+            "[pool]\nretries = 2.5\n[[task]]\ncmd = [\"true\"]\n",
+            "poolscope.toml:2:11: ",
+            "`retries` is a whole number from 0 to 100",
+        ),
+        (
+            "[each]\nrange = [1, 1e10]\ncmd = [\"echo\", \"{}\"]\n",
+            "poolscope.toml:2:9: ",
+            "`range` takes two whole numbers",
+        ),
+    ] {
+        let dir = task_dir(manifest);
+        let line = one_error_line(&run(&[
+            "run",
+            dir.path().to_str().expect("utf8"),
+            "--dry-run",
+        ]));
+        assert!(
+            line.contains(at) && line.contains(says),
+            "{manifest}: {line}"
+        );
+    }
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let o = run(&["run", dir.path().to_str().expect("utf8"), "-j", "1e9"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("error: ") && err.contains("--workers") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
 fn more_than_a_million_tasks_in_all_are_refused() {
     let dir = task_dir(
         "[[task]]\ncmd = [\"true\"]\n[each]\nrange = [1, 1000000]\ncmd = [\"echo\", \"{}\"]\n",

@@ -78,7 +78,8 @@ fn load_configure_run_and_read_the_panels() {
         h.get_by_label(&pid.to_string());
     }
     // Status line.
-    h.get_by_label("4/4 done");
+    h.get_by_label("4/4 ended:");
+    h.get_by_label("2 ok");
     h.get_by_label("2 failed");
     // Errors panel: each failure with its exit code or signal and its stderr.
     h.get_by_label("Errors (2)").click();
@@ -93,6 +94,51 @@ fn load_configure_run_and_read_the_panels() {
         .click();
     h.run();
     h.get_by_label_contains("Output of #");
+}
+
+#[test]
+fn after_kill_the_status_line_counts_cancelled_and_skipped_tasks_apart() {
+    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 6]\ncmd = [\"sleep\", \"30\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    let started = wait_for(Duration::from_secs(30), || {
+        h.step();
+        h.state()
+            .current_state()
+            .is_some_and(|s| s.counts().running == 2)
+    });
+    assert!(started, "two tasks did not start");
+    h.get_by_label("Kill").click();
+    run_to_end(&mut h);
+    h.get_by_label("2/6 ended:");
+    h.get_by_label("0 ok");
+    h.get_by_label("0 failed");
+    h.get_by_label("2 cancelled");
+    h.get_by_label("4 skipped");
+    h.get_by_label("stopped");
+    assert!(
+        h.query_by_label_contains("speed-up").is_none(),
+        "a stopped run shows no speed-up"
+    );
+}
+
+#[test]
+fn a_run_without_a_success_shows_no_speed_up_and_says_why() {
+    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 4]\ncmd = [\"false\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    run_to_end(&mut h);
+    h.get_by_label("4/4 ended:");
+    h.get_by_label("4 failed");
+    let withheld = h.get_by_label("speed-up –");
+    withheld.hover();
+    h.run();
+    h.get_by_label("No speed-up: no task succeeded.");
 }
 
 #[test]
@@ -143,6 +189,45 @@ fn a_worker_module_that_cannot_load_is_shown_with_its_traceback() {
     h.get_by_label("▶ Run").click();
     h.run();
     assert!(!h.state().is_running(), "nothing can run");
+}
+
+#[test]
+fn a_misspelt_worker_function_is_shown_in_the_load_report_and_nothing_runs() {
+    let dir = task_dir(
+        "[pool]\nworkers = 1\n[worker]\npython = \"work.py:proc\"\n[each]\nrange = [1, 3]\n",
+    );
+    std::fs::write(
+        dir.path().join("work.py"),
+        "def process(x):\n    return x\n",
+    )
+    .expect("write work.py");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("This directory cannot run:");
+    h.get_by_label_contains("names a function work.py does not have; did you mean `process`?");
+    h.get_by_label("▶ Run").click();
+    h.run();
+    assert!(!h.state().is_running(), "nothing can run");
+}
+
+#[test]
+fn the_records_folder_is_not_in_the_apps_load_report() {
+    let dir = task_dir("[each]\ninputs = \"*\"\ncmd = [\"cat\", \"{}\"]\n");
+    std::fs::write(dir.path().join("a.txt"), "a\n").expect("write a.txt");
+    // The records of an earlier run, where the task directory keeps them.
+    std::fs::create_dir_all(dir.path().join(".poolscope/runs")).expect("mkdir .poolscope");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    assert!(
+        h.query_all_by_label_contains("a.txt").next().is_some(),
+        "the input file is in the load report"
+    );
+    assert!(
+        h.query_all_by_label_contains(".poolscope").next().is_none(),
+        "the records folder is listed in the load report"
+    );
 }
 
 #[test]

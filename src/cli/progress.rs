@@ -53,8 +53,13 @@ impl Progress {
                 let eta = state.eta().map_or_else(String::new, |d| {
                     format!(" · ETA {}", crate::human::seconds(d))
                 });
+                let cancelled = if c.cancelled > 0 {
+                    format!(" · cancelled {}", c.cancelled)
+                } else {
+                    String::new()
+                };
                 bar.set_message(format!(
-                    "ok {} · failed {} · timed out {} · running {}{eta}",
+                    "ok {} · failed {} · timed out {}{cancelled} · running {}{eta}",
                     c.ok, c.failed, c.timed_out, c.running
                 ));
             }

@@ -111,6 +111,9 @@ pub fn summary_text(state: &RunState, summary: &Summary) -> String {
         "{} tasks: {} ok, {} failed, {} timed out",
         t.tasks, t.ok, t.failed, t.timed_out
     );
+    if t.cancelled > 0 {
+        counts.push_str(&format!(", {} cancelled", t.cancelled));
+    }
     if t.skipped > 0 {
         counts.push_str(&format!(", {} skipped", t.skipped));
     }
@@ -119,9 +122,10 @@ pub fn summary_text(state: &RunState, summary: &Summary) -> String {
     }
     line!(out, "{}: {counts}", summary.name);
     let workers = summary.config.as_ref().map_or(0, |c| c.workers);
-    let speedup = summary.speedup.map_or_else(String::new, |s| {
-        format!(" → speed-up {s:.2}× on {workers} workers")
-    });
+    let speedup = match state.speedup_or_why() {
+        Ok(s) => format!(" → speed-up {s:.2}× on {workers} workers"),
+        Err(why) => format!(" · no speed-up: {}", why.reason()),
+    };
     line!(
         out,
         "wall {} · summed task time {} · estimated serial time {}{speedup}",

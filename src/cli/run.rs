@@ -149,7 +149,7 @@ fn exit_code(summary: &Summary, interrupted: bool) -> u8 {
         exit::INTERRUPTED
     } else if !summary.incomplete_records.is_empty() {
         exit::RECORDS_INCOMPLETE
-    } else if t.failed + t.timed_out > 0 || t.not_run > 0 || summary.interrupted {
+    } else if t.failed + t.timed_out + t.cancelled > 0 || t.not_run > 0 || summary.interrupted {
         exit::TASKS_FAILED
     } else {
         exit::OK

@@ -1,4 +1,5 @@
-//! The status line: tasks done of total, failures, elapsed, ETA, and the run directory.
+//! The status line: tasks ended of total and how (ok, failed, timed out, cancelled,
+//! skipped apart), elapsed, ETA or speed-up, and the run directory.
 
 use egui::Ui;
 
@@ -11,35 +12,23 @@ pub fn ui(ui: &mut Ui, state: Option<&RunState>) {
             ui.weak("No run yet: press Run (F5).");
             return;
         };
-        let c = state.counts();
-        ui.label(format!("{}/{} done", c.done() + c.skipped, c.total));
-        let failures = c.failed + c.timed_out;
-        if failures > 0 {
-            ui.colored_label(ui.visuals().error_fg_color, format!("{failures} failed"));
-        } else {
-            ui.label("0 failed");
-        }
+        counts(ui, state);
         ui.separator();
         ui.label(format!("elapsed {}", seconds(state.elapsed())));
-        match (state.end, state.eta()) {
-            (Some(end), _) if end.interrupted => {
-                ui.label("stopped");
-            }
-            (Some(_), _) => {
-                if let Some(s) = state.speedup() {
-                    ui.label(format!(
-                        "speed-up {s:.2}× (summed task time {})",
-                        seconds(state.task_time())
-                    ));
-                }
-            }
-            (None, Some(eta)) => {
-                ui.label(format!("ETA {}", seconds(eta)));
-            }
-            (None, None) => {
-                ui.label("ETA –");
-            }
-        }
+        match (state.end, state.speedup_or_why()) {
+            (None, _) => match state.eta() {
+                Some(eta) => ui.label(format!("ETA {}", seconds(eta))),
+                None => ui.label("ETA –"),
+            },
+            (Some(end), _) if end.interrupted => ui.label("stopped"),
+            (Some(_), Ok(s)) => ui.label(format!(
+                "speed-up {s:.2}× (summed task time {})",
+                seconds(state.task_time())
+            )),
+            (Some(_), Err(why)) => ui
+                .weak("speed-up –")
+                .on_hover_text(format!("No speed-up: {}.", why.reason())),
+        };
         ui.separator();
         if let Some(info) = &state.info {
             ui.weak(format!("run directory: {}", info.run_dir.display()));
@@ -52,6 +41,37 @@ pub fn ui(ui: &mut Ui, state: Option<&RunState>) {
             }
         }
     });
+}
+
+/// How many tasks ended, and how, each kind apart: `12/20 ended: 9 ok · 1 failed ·
+/// 2 cancelled`, and what was skipped or never ran.
+fn counts(ui: &mut Ui, state: &RunState) {
+    let c = state.counts();
+    ui.label(format!("{}/{} ended:", c.done(), c.total));
+    ui.label(format!("{} ok", c.ok));
+    let error = ui.visuals().error_fg_color;
+    let warn = ui.visuals().warn_fg_color;
+    for (n, what, colour) in [
+        (c.failed, "failed", Some(error)),
+        (c.timed_out, "timed out", Some(warn)),
+        (c.cancelled, "cancelled", None),
+        (c.skipped, "skipped", None),
+    ] {
+        if n == 0 && what != "failed" {
+            continue;
+        }
+        ui.weak("·");
+        let text = format!("{n} {what}");
+        match colour {
+            Some(colour) if n > 0 => ui.colored_label(colour, text),
+            _ => ui.label(text),
+        };
+    }
+    let left = c.queued + c.running;
+    if state.end.is_some() && left > 0 {
+        ui.weak("·");
+        ui.label(format!("{left} not run"));
+    }
 }
 
 /// Open `dir` in the desktop's file manager, if there is one.

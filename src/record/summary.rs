@@ -59,6 +59,9 @@ pub struct Totals {
     pub ok: usize,
     pub failed: usize,
     pub timed_out: usize,
+    /// Stopped by poolscope: the run was stopped, killed or halted.
+    #[serde(default)]
+    pub cancelled: usize,
     pub skipped: usize,
     pub not_run: usize,
 }
@@ -68,7 +71,7 @@ pub struct TaskSummary {
     pub seq: usize,
     pub name: String,
     pub command: String,
-    /// `ok`, `failed`, `timed_out`, `skipped`, `not_run`.
+    /// `ok`, `failed`, `timed_out`, `cancelled`, `skipped: REASON`, `not_run`.
     pub status: String,
     /// How the last attempt ended: `ok`, `exit 3`, `signal 11 (SIGSEGV)`, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +153,7 @@ impl Summary {
                 ok: counts.ok,
                 failed: counts.failed,
                 timed_out: counts.timed_out,
+                cancelled: counts.cancelled,
                 skipped: counts.skipped,
                 not_run: counts.queued + counts.running,
             },
@@ -215,6 +219,7 @@ fn task_summary(task: &Task, status: &TaskStatus) -> TaskSummary {
             s.status = match record.outcome {
                 _ if ok => "ok",
                 Outcome::TimedOut => "timed_out",
+                Outcome::Cancelled => "cancelled",
                 _ => "failed",
             }
             .to_string();

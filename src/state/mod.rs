@@ -90,13 +90,41 @@ pub struct Counts {
     pub ok: usize,
     pub failed: usize,
     pub timed_out: usize,
+    /// Stopped by poolscope because the run was stopped, killed or halted.
+    pub cancelled: usize,
     pub skipped: usize,
 }
 
 impl Counts {
-    /// Tasks that ended for good (ok, failed or timed out).
+    /// Tasks that ended for good (ok, failed, timed out or cancelled).
     pub fn done(&self) -> usize {
-        self.ok + self.failed + self.timed_out
+        self.ok + self.failed + self.timed_out + self.cancelled
+    }
+}
+
+/// Why a run shows no speed-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSpeedup {
+    /// It has not ended yet.
+    Running,
+    /// It was stopped, killed or halted before every task had its turn.
+    Interrupted,
+    /// Not one task succeeded: the times measured how fast things fail.
+    NoSuccess,
+    /// Its tasks were too short for their summed time to be told from zero against the
+    /// run's wall time (the ratio would print as 0.00×).
+    TooShort,
+}
+
+impl NoSpeedup {
+    /// Why, as the faces show it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NoSpeedup::Running => "the run has not ended",
+            NoSpeedup::Interrupted => "the run stopped before every task had run",
+            NoSpeedup::NoSuccess => "no task succeeded",
+            NoSpeedup::TooShort => "the tasks are too short to time against the run",
+        }
     }
 }
 
@@ -145,6 +173,7 @@ fn tally<'a>(counts: &'a mut Counts, status: &TaskStatus) -> &'a mut usize {
         TaskStatus::Finished { record } => match record.outcome {
             Outcome::Exited { code: 0 } => &mut counts.ok,
             Outcome::TimedOut => &mut counts.timed_out,
+            Outcome::Cancelled => &mut counts.cancelled,
             _ => &mut counts.failed,
         },
         TaskStatus::Skipped { .. } => &mut counts.skipped,
@@ -478,10 +507,37 @@ impl RunState {
         self.attempt_time
     }
 
-    /// Estimated serial time over wall time.
+    /// Estimated serial time over wall time, for a run that ended complete.
     pub fn speedup(&self) -> Option<f64> {
+        self.speedup_or_why().ok()
+    }
+
+    /// Estimated serial time over wall time, or why the run shows none: only a run that
+    /// ended without being stopped, with at least one success, has one.
+    pub fn speedup_or_why(&self) -> Result<f64, NoSpeedup> {
+        let end = self.end.ok_or(NoSpeedup::Running)?;
+        let c = self.counts;
+        let cut_short = c.skipped > 0
+            && self.tasks.iter().any(|t| {
+                matches!(
+                    t,
+                    TaskStatus::Skipped {
+                        reason: SkipReason::Halted | SkipReason::Stopped
+                    }
+                )
+            });
+        if end.interrupted || c.queued + c.running > 0 || cut_short {
+            return Err(NoSpeedup::Interrupted);
+        }
+        if c.ok == 0 {
+            return Err(NoSpeedup::NoSuccess);
+        }
         let wall = self.elapsed().as_secs_f64();
-        (wall > 0.0 && !self.attempts.is_empty()).then(|| self.task_time().as_secs_f64() / wall)
+        let speedup = self.task_time().as_secs_f64() / wall.max(f64::MIN_POSITIVE);
+        if wall <= 0.0 || speedup < 0.005 {
+            return Err(NoSpeedup::TooShort);
+        }
+        Ok(speedup)
     }
 
     /// Time left, from the mean attempt so far and the free parallelism.

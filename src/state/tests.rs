@@ -100,6 +100,7 @@ fn counts_follow_the_tasks() {
             ok: 1,
             failed: 0,
             timed_out: 0,
+            cancelled: 0,
             skipped: 0
         }
     );
@@ -217,6 +218,70 @@ fn speedup_and_eta_come_from_task_times() {
     assert_eq!(s.speedup(), Some(2.0));
     assert_eq!(s.eta(), Some(Duration::ZERO));
     assert_eq!(s.counts().ok, 4);
+}
+
+fn ended(at: u64, interrupted: bool) -> Event {
+    Event::RunFinished {
+        at: ms(at),
+        interrupted,
+        self_cpu: ms(1),
+    }
+}
+
+#[test]
+fn cancelled_tasks_are_counted_apart_from_failures() {
+    let s = fold(&[
+        info(3, 2, 2),
+        finished(1, 1, 1, (0, 100), OK, true),
+        finished(2, 1, 2, (0, 100), Outcome::Exited { code: 1 }, true),
+        finished(3, 1, 1, (100, 200), Outcome::Cancelled, true),
+        ended(200, false),
+    ]);
+    let c = s.counts();
+    assert_eq!((c.ok, c.failed, c.cancelled, c.done()), (1, 1, 1, 3));
+}
+
+#[test]
+fn only_a_complete_run_with_a_success_has_a_speed_up() {
+    let run = |outcome: Outcome, end: Option<Event>| {
+        let mut events = vec![
+            info(2, 2, 2),
+            finished(1, 1, 1, (0, 1000), outcome.clone(), true),
+            finished(2, 1, 2, (0, 1000), outcome, true),
+        ];
+        events.extend(end);
+        fold(&events).speedup_or_why()
+    };
+    assert_eq!(run(OK, Some(ended(1000, false))), Ok(2.0));
+    assert_eq!(run(OK, None), Err(NoSpeedup::Running));
+    assert_eq!(
+        run(OK, Some(ended(1000, true))),
+        Err(NoSpeedup::Interrupted)
+    );
+    assert_eq!(
+        run(Outcome::Exited { code: 2 }, Some(ended(1000, false))),
+        Err(NoSpeedup::NoSuccess)
+    );
+    // Tasks left behind by a halt: the run is not complete; a task done before (resume)
+    // leaves it complete.
+    let skipped = |reason: SkipReason| {
+        fold(&[
+            info(2, 2, 2),
+            finished(1, 1, 1, (0, 1000), OK, true),
+            Event::TaskSkipped { seq: 2, reason },
+            ended(1000, false),
+        ])
+        .speedup_or_why()
+    };
+    assert_eq!(skipped(SkipReason::Halted), Err(NoSpeedup::Interrupted));
+    assert_eq!(skipped(SkipReason::AlreadyDone), Ok(1.0));
+    // Tasks of microseconds in a run of seconds: 0.00× would say nothing true.
+    let tiny = fold(&[
+        info(1, 1, 1),
+        finished(1, 1, 1, (0, 0), OK, true),
+        ended(2000, false),
+    ]);
+    assert_eq!(tiny.speedup_or_why(), Err(NoSpeedup::TooShort));
 }
 
 #[test]
