@@ -83,6 +83,12 @@ impl Outcome {
         matches!(self, Outcome::Exited { code: 0 })
     }
 
+    /// Whether the attempt failed: neither succeeded nor was cancelled by poolscope (a
+    /// cancelled attempt is the run's stop, not the task's error).
+    pub fn is_failure(&self) -> bool {
+        !self.is_success() && *self != Outcome::Cancelled
+    }
+
     /// The joblog's Exitval and Signal columns, as GNU parallel writes them.
     pub fn joblog_columns(&self, signal: Option<i32>) -> (i32, i32) {
         match self {

@@ -122,6 +122,8 @@ fn after_kill_the_status_line_counts_cancelled_and_skipped_tasks_apart() {
         h.query_by_label_contains("speed-up").is_none(),
         "a stopped run shows no speed-up"
     );
+    // Cancelled attempts are not errors.
+    h.get_by_label("Errors (0)");
 }
 
 #[test]

@@ -367,7 +367,7 @@ impl PoolscopeApp {
             r.state
                 .attempts
                 .iter()
-                .filter(|a| !a.outcome.is_success())
+                .filter(|a| a.outcome.is_failure())
                 .count()
         });
         ui.horizontal(|ui| {

@@ -19,7 +19,7 @@ impl ErrorsView {
         let failed: Vec<_> = state
             .attempts
             .iter()
-            .filter(|a| !a.outcome.is_success())
+            .filter(|a| a.outcome.is_failure())
             .collect();
         ui.horizontal(|ui| {
             let label = ui.label("Search errors");

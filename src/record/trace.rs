@@ -132,10 +132,10 @@ fn attempt_event<'a>(state: &'a RunState, a: &'a AttemptRecord) -> TraceEvent<'a
         ph: "X",
         pid: 1,
         tid: Some(a.slot),
-        cat: Some(if a.outcome.is_success() {
-            "ok"
-        } else {
-            "failed"
+        cat: Some(match a.outcome {
+            _ if a.outcome.is_success() => "ok",
+            crate::event::Outcome::Cancelled => "cancelled",
+            _ => "failed",
         }),
         ts: Some(micros(a.started)),
         dur: Some(micros(a.wall())),

@@ -406,7 +406,7 @@ impl RunState {
                 s.current = None;
             }
             s.done += 1;
-            if !record.outcome.is_success() {
+            if record.outcome.is_failure() {
                 s.failed += 1;
             }
             // A persistent worker stays loaded between its items.
@@ -557,13 +557,13 @@ impl RunState {
         ))
     }
 
-    /// Final attempts that did not succeed, in task order.
+    /// Final attempts that failed (not those cancelled by a stop), in task order.
     pub fn failures(&self) -> Vec<Arc<AttemptRecord>> {
         self.tasks
             .iter()
             .filter_map(|t| match t {
                 TaskStatus::Finished { record }
-                    if record.is_final && !record.outcome.is_success() =>
+                    if record.is_final && record.outcome.is_failure() =>
                 {
                     Some(Arc::clone(record))
                 }
