@@ -248,7 +248,7 @@ fn per_core_lanes_show_one_lane_per_core() {
     h.get_by_label("CPU cores").click();
     h.run();
     let cores = poolscope::monitor::core_count();
-    h.get_by_label(&format!("{cores} lanes, one per CPU core"));
+    h.get_by_label_contains(&format!("{cores} lanes, one per CPU core"));
     assert!(h.state().settings.per_core_lanes);
     let state = h.state().current_state().expect("a run");
     let busy_cores = state

@@ -51,7 +51,10 @@ fn trace_has_one_complete_event_per_attempt() {
     let text = std::fs::read_to_string(out.path().join("trace.json")).expect("trace");
     let trace: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     let events = trace["traceEvents"].as_array().expect("traceEvents array");
-    let complete: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    let complete: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["pid"] == 1)
+        .collect();
     // 3 tasks, one of them retried once.
     assert_eq!(complete.len(), 4);
     for e in &complete {
@@ -81,6 +84,68 @@ fn trace_has_one_complete_event_per_attempt() {
         let ph = e["ph"].as_str().expect("ph");
         assert!(["X", "M", "C"].contains(&ph), "{e}");
     }
+}
+
+#[test]
+fn trace_has_the_per_core_timeline_where_sleeping_tasks_are_on_no_core() {
+    let dir = task_dir(concat!(
+        "[pool]\nworkers = 2\n",
+        "[[task]]\nname = \"spin\"\nsh = \"i=0; while [ $i -lt 2000000 ]; do i=$((i+1)); done\"\n",
+        "[[task]]\nname = \"nap\"\ncmd = [\"sleep\", \"1.5\"]\n",
+    ));
+    let out = tempfile::tempdir().expect("tmp");
+    let o = run_into(dir.path(), out.path(), &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(out.path().join("trace.json")).expect("trace");
+    let trace: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents array");
+    let named = |name: &str, tid: u64, value: &str| {
+        events.iter().any(|e| {
+            e["ph"] == "M"
+                && e["pid"] == 2
+                && e["name"] == name
+                && e["tid"] == tid
+                && e["args"]["name"] == value
+        })
+    };
+    assert!(named("process_name", 0, "CPU cores"), "{text}");
+    let cores = poolscope::monitor::core_count();
+    for core in 0..cores {
+        assert!(named(
+            "thread_name",
+            core as u64 + 1,
+            &format!("core {core}")
+        ));
+    }
+    let summary = summary(out.path());
+    let wall_ms = |seq: usize| {
+        summary["tasks"][seq - 1]["wall_seconds"]
+            .as_f64()
+            .expect("wall")
+            * 1000.0
+    };
+    let pid = |seq: usize| summary["tasks"][seq - 1]["pid"].as_u64().expect("pid");
+    // Milliseconds on cores per task, from the `CPU cores` tracks.
+    let mut on_core = [0.0f64; 2];
+    for e in events.iter().filter(|e| e["ph"] == "X" && e["pid"] == 2) {
+        let task = e["args"]["task"].as_u64().expect("task") as usize;
+        let core = e["args"]["core"].as_u64().expect("core");
+        assert_eq!(e["tid"].as_u64(), Some(core + 1), "{e}");
+        assert_eq!(e["args"]["attempt"], 1, "{e}");
+        assert_eq!(e["cat"], "ok", "{e}");
+        if task == 2 {
+            assert_eq!(e["args"]["os_pid"].as_u64(), Some(pid(2)), "{e}");
+        }
+        on_core[task - 1] += e["dur"].as_f64().expect("dur") / 1000.0;
+    }
+    // Sampled at 20 Hz: the spinning task is seen running most of its life; the sleeping
+    // one at most around its start and end, one sampling period.
+    assert!(
+        on_core[0] > 0.5 * wall_ms(1),
+        "spin: {on_core:?} of {} ms",
+        wall_ms(1)
+    );
+    assert!(on_core[1] <= 50.0, "nap: {on_core:?} of {} ms", wall_ms(2));
 }
 
 #[test]

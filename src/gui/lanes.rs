@@ -2,7 +2,7 @@
 //! found by binary search and hover hits by another.
 
 use crate::event::{Event, Outcome};
-use crate::state::CoreSpan;
+use crate::state::{CoreSpan, RunState};
 
 /// How a bar is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +81,15 @@ fn insert_sorted(lane: &mut Vec<Bar>, bar: Bar) {
     lane.insert(at, bar);
 }
 
-/// Bars of one core lane from the run's per-core spans.
-pub fn core_bars(spans: &[CoreSpan]) -> Vec<Bar> {
+/// Bars of one core lane from the run's per-core spans, coloured by how their attempt
+/// ended (running, if it has not).
+pub fn core_bars(spans: &[CoreSpan], state: &RunState) -> Vec<Bar> {
     let mut bars: Vec<Bar> = spans
         .iter()
         .map(|s| Bar {
             start: s.start.as_secs_f64(),
             end: s.end.as_secs_f64().max(s.start.as_secs_f64() + 0.02),
-            kind: BarKind::Ok,
+            kind: state.span_outcome(s).map_or(BarKind::Running, BarKind::of),
             index: s.seq,
         })
         .collect();

@@ -49,13 +49,21 @@ impl TimelineView {
         let state = &run.state;
         ui.weak(match kind {
             LaneKind::Slots => format!("{} lanes, one per worker slot", run.lanes.slots.len()),
-            LaneKind::Cores => format!("{} lanes, one per CPU core", state.core_spans.len()),
+            LaneKind::Cores => format!(
+                "{} lanes, one per CPU core: a task shows on a core while it runs there, sampled {} times a second from /proc",
+                state.core_spans.len(),
+                crate::monitor::PLACEMENT_HZ
+            ),
         });
         let core_lanes: Vec<Vec<Bar>>;
         let lanes: Vec<&[Bar]> = match kind {
             LaneKind::Slots => run.lanes.slots.iter().map(Vec::as_slice).collect(),
             LaneKind::Cores => {
-                core_lanes = state.core_spans.iter().map(|s| core_bars(s)).collect();
+                core_lanes = state
+                    .core_spans
+                    .iter()
+                    .map(|s| core_bars(s, state))
+                    .collect();
                 core_lanes.iter().map(Vec::as_slice).collect()
             }
         };
@@ -125,9 +133,11 @@ impl TimelineView {
             .then(|| running_at(state, kind, lane as usize, value))
             .flatten();
         let key = bar.and_then(|b| attempt_key(state, kind, &b)).or(running);
-        let tip = bar.map(|b| bar_details(state, kind, &b)).or_else(|| {
-            running.map(|k| format!("#{} {} (running)", k.seq, state.task_name(k.seq)))
-        })?;
+        let tip = bar
+            .map(|b| bar_details(state, kind, lane as usize, &b))
+            .or_else(|| {
+                running.map(|k| format!("#{} {} (running)", k.seq, state.task_name(k.seq)))
+            })?;
         let clicked = response.clicked();
         response
             .clone()
@@ -159,7 +169,10 @@ fn attempt_key(state: &RunState, kind: LaneKind, bar: &Bar) -> Option<AttemptKey
     }
 }
 
-fn bar_details(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
+fn bar_details(state: &RunState, kind: LaneKind, lane: usize, bar: &Bar) -> String {
+    if kind == LaneKind::Cores {
+        return core_details(state, lane, bar);
+    }
     match (kind, state.attempts.get(bar.index)) {
         (LaneKind::Slots, Some(a)) => format!(
             "#{} {} (attempt {})\nslot {} · PID {}\nstart {:.3} s · took {:.3} s\n{}",
@@ -172,14 +185,31 @@ fn bar_details(state: &RunState, kind: LaneKind, bar: &Bar) -> String {
             bar.end - bar.start,
             a.outcome.describe()
         ),
-        _ => format!(
-            "#{} {}\non this core from {:.3} s for {:.3} s",
-            bar.index,
-            state.task_name(bar.index),
-            bar.start,
-            bar.end - bar.start
-        ),
+        _ => format!("#{} {}", bar.index, state.task_name(bar.index)),
     }
+}
+
+/// The tooltip of a bar on core `core`: the task, its attempt and PID, and how long it
+/// was seen running there.
+fn core_details(state: &RunState, core: usize, bar: &Bar) -> String {
+    let spans = state.core_spans.get(core).map_or(&[][..], Vec::as_slice);
+    let at = spans.partition_point(|s| s.start.as_secs_f64() < bar.start);
+    let Some(span) = spans.get(at).filter(|s| s.seq == bar.index) else {
+        return format!("#{} {}", bar.index, state.task_name(bar.index));
+    };
+    let outcome = state
+        .span_outcome(span)
+        .map_or_else(|| "running".to_string(), |o| o.describe());
+    format!(
+        "#{} {} (attempt {})\ncore {core} · slot {} · PID {}\nrunning here from {:.3} s for {:.3} s\n{outcome}",
+        span.seq,
+        state.task_name(span.seq),
+        span.attempt,
+        span.slot,
+        span.pid,
+        bar.start,
+        (span.end - span.start).as_secs_f64(),
+    )
 }
 
 /// Bars of the attempts running now.

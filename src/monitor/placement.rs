@@ -13,6 +13,10 @@ struct Proc {
     stat: File,
     core: usize,
     cpu_ticks: u64,
+    /// `cpu_ticks` at the read before the last.
+    ticks_before: u64,
+    /// In state R (running or runnable) at the last read.
+    running: bool,
     rss_pages: u64,
 }
 
@@ -81,6 +85,8 @@ impl ProcessTable {
                     stat,
                     core: 0,
                     cpu_ticks: 0,
+                    ticks_before: 0,
+                    running: false,
                     rss_pages: 0,
                 },
             );
@@ -101,10 +107,12 @@ impl ProcessTable {
         }
     }
 
-    /// Where every known process is.
+    /// Where every process that ran since the previous read is: in state R now, or with
+    /// CPU time gained since (a task that sleeps is on no core).
     pub fn placements(&self) -> Vec<Placement> {
         self.procs
             .iter()
+            .filter(|(_, p)| p.running || p.cpu_ticks > p.ticks_before)
             .map(|(pid, p)| Placement {
                 slot: p.slot,
                 pid: *pid,
@@ -161,7 +169,9 @@ fn read_stat(p: &mut Proc) -> bool {
         return false;
     };
     p.core = fields.core;
+    p.ticks_before = p.cpu_ticks;
     p.cpu_ticks = fields.cpu_ticks;
+    p.running = fields.running;
     p.rss_pages = fields.rss_pages;
     true
 }
@@ -176,6 +186,8 @@ pub struct StatFields {
     /// System CPU alone, clock ticks.
     pub system_ticks: u64,
     pub rss_pages: u64,
+    /// In state R: running, or waiting for a core.
+    pub running: bool,
 }
 
 /// `/proc/PID/stat` of `pid` now.
@@ -201,6 +213,7 @@ fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
         cpu_ticks: num(14)? + num(15)?,
         system_ticks: num(15)?,
         rss_pages: num(24)?,
+        running: fields.first() == Some(&"R"),
     })
 }
 
@@ -306,15 +319,39 @@ mod tests {
     }
 
     #[test]
+    fn a_sleeping_process_is_on_no_core_and_a_spinning_one_is() {
+        let spawn = |script: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", script])
+                .spawn()
+                .expect("spawn sh")
+        };
+        let mut sleeper = spawn("exec sleep 30");
+        let mut spinner = spawn("while :; do :; done");
+        let (sleeping, spinning) = (sleeper.id(), spinner.id());
+        let mut table = ProcessTable::default();
+        let roots = [(1, sleeping), (2, spinning)];
+        // The first read counts all CPU time so far; the sleeper's `exec` may have used a
+        // tick. From the second read on, only what each did since the last.
+        let mut placed = Vec::new();
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            table.refresh(&roots, false);
+            placed = table.placements().iter().map(|p| p.pid).collect();
+        }
+        let _ = (sleeper.kill(), spinner.kill());
+        let _ = (sleeper.wait(), spinner.wait());
+        assert!(placed.contains(&spinning), "{placed:?}");
+        assert!(!placed.contains(&sleeping), "{placed:?}");
+    }
+
+    #[test]
     fn reads_this_process() {
         let mut table = ProcessTable::default();
         table.refresh(&[(1, std::process::id())], true);
-        // Other tests of this process may have a child running: it is placed too.
-        let placements = table.placements();
-        assert!(
-            placements.iter().any(|p| p.pid == std::process::id()),
-            "{placements:?}"
-        );
+        // Placed only while it runs (the test harness's main thread, whose state /proc
+        // gives, waits); known in any case.
+        assert!(table.procs.contains_key(&std::process::id()));
         assert!(
             StatFile::open(std::process::id())
                 .and_then(|s| s.core())

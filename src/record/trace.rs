@@ -1,12 +1,14 @@
 //! `trace.json` in Chrome's Trace Event format, for Perfetto and chrome://tracing: one
 //! complete event per attempt on the track of its worker slot, and per-core utilization as
-//! counters. Times are microseconds from the run's start.
+//! counters (trace process 1, the run); one complete event per stretch a task was seen
+//! running on a core, on that core's track (trace process 2, `CPU cores`: track `core N`
+//! has `tid` N + 1). Times are microseconds from the run's start.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::event::AttemptRecord;
+use crate::event::{AttemptRecord, Outcome};
 use crate::state::RunState;
 
 pub const FILE: &str = "trace.json";
@@ -40,11 +42,24 @@ pub struct TraceEvent<'a> {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Args<'a> {
-    Name { name: String },
-    SortIndex { sort_index: usize },
+    Name {
+        name: String,
+    },
+    SortIndex {
+        sort_index: usize,
+    },
     Attempt(AttemptArgs<'a>),
+    OnCore {
+        task: usize,
+        attempt: u32,
+        os_pid: u32,
+        core: usize,
+    },
     Counters(BTreeMap<String, f32>),
-    Worker { os_pid: u32, note: String },
+    Worker {
+        os_pid: u32,
+        note: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -73,11 +88,15 @@ fn is_zero_u64(x: &u64) -> bool {
     *x == 0
 }
 
-fn meta<'a>(name: &'a str, tid: usize, args: Args<'a>) -> TraceEvent<'a> {
+/// The trace process of the run's slots, and that of its cores.
+const RUN: u32 = 1;
+const CORES: u32 = 2;
+
+fn meta<'a>(pid: u32, name: &'a str, tid: usize, args: Args<'a>) -> TraceEvent<'a> {
     TraceEvent {
         name,
         ph: "M",
-        pid: 1,
+        pid,
         tid: Some(tid),
         cat: None,
         ts: None,
@@ -91,6 +110,7 @@ pub fn render(state: &RunState) -> Trace<'_> {
     let mut events = head(state);
     events.extend(state.attempts.iter().map(|a| attempt_event(state, a)));
     events.extend(tail(state));
+    events.extend(cores(state));
     Trace {
         trace_events: events,
         display_time_unit: "ms",
@@ -102,6 +122,7 @@ fn head(state: &RunState) -> Vec<TraceEvent<'_>> {
     let mut events = Vec::with_capacity(2 * state.slots.len() + 1);
     let name = state.info.as_ref().map_or("poolscope", |i| i.name.as_str());
     events.push(meta(
+        RUN,
         "process_name",
         0,
         Args::Name {
@@ -110,8 +131,9 @@ fn head(state: &RunState) -> Vec<TraceEvent<'_>> {
     ));
     for slot in 1..=state.slots.len() {
         let label = format!("worker slot {slot}");
-        events.push(meta("thread_name", slot, Args::Name { name: label }));
+        events.push(meta(RUN, "thread_name", slot, Args::Name { name: label }));
         events.push(meta(
+            RUN,
             "thread_sort_index",
             slot,
             Args::SortIndex { sort_index: slot },
@@ -120,23 +142,76 @@ fn head(state: &RunState) -> Vec<TraceEvent<'_>> {
     events
 }
 
-/// The complete event of one attempt of `state`'s run, on its slot's track.
-fn attempt_event<'a>(state: &'a RunState, a: &'a AttemptRecord) -> TraceEvent<'a> {
-    let name = state
+/// The per-core tracks: their names, and each stretch a task ran on a core.
+fn cores(state: &RunState) -> Vec<TraceEvent<'_>> {
+    let spans: usize = state.core_spans.iter().map(Vec::len).sum();
+    let mut events = Vec::with_capacity(spans + 2 * state.core_spans.len() + 2);
+    let name = "CPU cores".to_string();
+    events.push(meta(CORES, "process_name", 0, Args::Name { name }));
+    events.push(meta(
+        CORES,
+        "process_sort_index",
+        0,
+        Args::SortIndex { sort_index: 2 },
+    ));
+    for (core, spans) in state.core_spans.iter().enumerate() {
+        let tid = core + 1;
+        let name = format!("core {core}");
+        events.push(meta(CORES, "thread_name", tid, Args::Name { name }));
+        events.push(meta(
+            CORES,
+            "thread_sort_index",
+            tid,
+            Args::SortIndex { sort_index: tid },
+        ));
+        for span in spans {
+            events.push(TraceEvent {
+                name: task_name(state, span.seq),
+                ph: "X",
+                pid: CORES,
+                tid: Some(tid),
+                cat: Some(category(state.span_outcome(span))),
+                ts: Some(micros(span.start)),
+                dur: Some(micros(span.end.saturating_sub(span.start))),
+                args: Args::OnCore {
+                    task: span.seq,
+                    attempt: span.attempt,
+                    os_pid: span.pid,
+                    core,
+                },
+            });
+        }
+    }
+    events
+}
+
+/// A task's name, as the task directory gives it.
+fn task_name(state: &RunState, seq: usize) -> &str {
+    state
         .info
         .as_ref()
-        .and_then(|i| i.tasks.get(a.key.seq.wrapping_sub(1)))
-        .map_or("task", |t| t.name.as_str());
+        .and_then(|i| i.tasks.get(seq.wrapping_sub(1)))
+        .map_or("task", |t| t.name.as_str())
+}
+
+/// The `cat` of an attempt's events: how it ended (`running` if it had not).
+fn category(outcome: Option<&Outcome>) -> &'static str {
+    match outcome {
+        None => "running",
+        Some(o) if o.is_success() => "ok",
+        Some(Outcome::Cancelled) => "cancelled",
+        Some(_) => "failed",
+    }
+}
+
+/// The complete event of one attempt of `state`'s run, on its slot's track.
+fn attempt_event<'a>(state: &'a RunState, a: &'a AttemptRecord) -> TraceEvent<'a> {
     TraceEvent {
-        name,
+        name: task_name(state, a.key.seq),
         ph: "X",
-        pid: 1,
+        pid: RUN,
         tid: Some(a.slot),
-        cat: Some(match a.outcome {
-            _ if a.outcome.is_success() => "ok",
-            crate::event::Outcome::Cancelled => "cancelled",
-            _ => "failed",
-        }),
+        cat: Some(category(Some(&a.outcome))),
         ts: Some(micros(a.started)),
         dur: Some(micros(a.wall())),
         args: Args::Attempt(AttemptArgs {
@@ -172,7 +247,7 @@ fn tail(state: &RunState) -> Vec<TraceEvent<'_>> {
             events.push(TraceEvent {
                 name,
                 ph: "i",
-                pid: 1,
+                pid: RUN,
                 tid: Some(w.slot),
                 cat: Some("worker"),
                 ts: Some(micros(at)),
@@ -198,7 +273,7 @@ fn tail(state: &RunState) -> Vec<TraceEvent<'_>> {
         events.push(TraceEvent {
             name: "CPU utilization %",
             ph: "C",
-            pid: 1,
+            pid: RUN,
             tid: None,
             cat: None,
             ts: Some(micros(*at)),

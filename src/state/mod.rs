@@ -69,6 +69,9 @@ pub struct WorkerLife {
 pub struct CoreSpan {
     pub slot: usize,
     pub seq: usize,
+    pub attempt: u32,
+    /// The task's process seen there (the first, if several of its processes were).
+    pub pid: u32,
     pub start: Duration,
     pub end: Duration,
 }
@@ -422,27 +425,34 @@ impl RunState {
 
     /// Extend or start the per-core spans from a placement sample.
     fn place(&mut self, at: Duration, placements: &[Placement]) {
-        let mut occupant: Vec<Option<usize>> = vec![None; self.open_spans.len()];
+        let mut occupant: Vec<Option<(usize, u32)>> = vec![None; self.open_spans.len()];
         for p in placements {
             if let Some(o) = occupant.get_mut(p.core) {
-                o.get_or_insert(p.slot);
+                o.get_or_insert((p.slot, p.pid));
             }
         }
-        for (core, slot) in occupant.into_iter().enumerate() {
-            let seq = slot.and_then(|s| self.slots.get(s - 1)?.current.as_ref().map(|c| c.key.seq));
+        for (core, seen) in occupant.into_iter().enumerate() {
+            let current = seen.and_then(|(slot, pid)| {
+                let key = self.slots.get(slot.checked_sub(1)?)?.current.as_ref()?.key;
+                Some((slot, pid, key))
+            });
             let open = &mut self.open_spans[core];
-            match (open.as_mut(), slot, seq) {
-                (Some(span), Some(slot), Some(seq)) if span.slot == slot && span.seq == seq => {
+            match (open.as_mut(), current) {
+                (Some(span), Some((slot, _, key)))
+                    if span.slot == slot && span.seq == key.seq && span.attempt == key.attempt =>
+                {
                     span.end = at;
                 }
                 _ => {
                     if let Some(span) = open.take() {
                         self.core_spans[core].push(span);
                     }
-                    if let (Some(slot), Some(seq)) = (slot, seq) {
+                    if let Some((slot, pid, key)) = current {
                         self.open_spans[core] = Some(CoreSpan {
                             slot,
-                            seq,
+                            seq: key.seq,
+                            attempt: key.attempt,
+                            pid,
                             start: at,
                             end: at,
                         });
@@ -450,6 +460,27 @@ impl RunState {
                 }
             }
         }
+    }
+
+    /// How the attempt of `span` ended, or `None` while it runs.
+    pub fn span_outcome(&self, span: &CoreSpan) -> Option<&Outcome> {
+        let latest = match self.tasks.get(span.seq.checked_sub(1)?)? {
+            TaskStatus::Finished { record } if record.key.attempt == span.attempt => {
+                return Some(&record.outcome);
+            }
+            TaskStatus::Finished { record } => record.key.attempt,
+            TaskStatus::Running { attempt, .. } => *attempt,
+            _ => return None,
+        };
+        if latest <= span.attempt {
+            return None;
+        }
+        // A later attempt followed this one: its record is among the finished attempts.
+        self.attempts
+            .iter()
+            .rev()
+            .find(|a| a.key.seq == span.seq && a.key.attempt == span.attempt)
+            .map(|a| &a.outcome)
     }
 
     fn close_spans(&mut self, at: Duration, which: impl Fn(&CoreSpan) -> bool) {
