@@ -13,8 +13,8 @@
 - the round-robin order of a round (rotated), number formats (fmt, ratio)
 - the uneven sleep list both scripts time, and the ideal schedule of a list of task
   durations on a pool (UNEVEN, greedy_makespan)
-- rewriting a results file in place (rewrite_file); each script keeps its own markers
-  and the way it puts its section into the file
+- rewriting a results file in place (rewrite_file), or the section of it between two
+  markers (write_section)
 
 Not run on its own: the scripts import it from their own folder. Python 3 standard
 library only.
@@ -203,6 +203,23 @@ def rewrite_file(path: str, edit: Callable[[str], str]) -> None:
     new = edit(old)
     with open(path, "w") as f:
         f.write(new)
+
+
+def write_section(path: str, text: str, begin: str, end: str) -> None:
+    """Replace the section of `path` between the markers `begin` and `end` with `text`
+    (appended at the end if missing), keeping everything else byte for byte."""
+    section = f"{begin}\n{text.rstrip()}\n{end}"
+
+    def splice(old: str) -> str:
+        b = old.find(begin)
+        e = old.find(end, b + len(begin)) if b >= 0 else -1
+        if b >= 0 and e >= 0:
+            return old[:b] + section + old[e + len(end):]
+        if old.strip():
+            return old.rstrip("\n") + "\n\n" + section + "\n"
+        return section + "\n"
+
+    rewrite_file(path, splice)
 
 
 # Seconds of `sleep`, in the order listed: two long tasks with a short one between them,

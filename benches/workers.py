@@ -60,8 +60,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from benchlib import (UNEVEN, BenchError, announce, arg_parser, command_line,  # noqa: E402
                       fact_lines, find_poolscope, first_line, fmt, greedy_makespan, loadavg,
-                      machine_facts, parse_args, ratio, rewrite_file, rotated, uneven_inputs,
+                      machine_facts, parse_args, ratio, rotated, uneven_inputs,
                       versions_lines, work_dir)
+from benchlib import write_section as benchlib_write_section  # noqa: E402
 
 WORKERS = 2
 STARTUP_WORKERS = 8
@@ -630,20 +631,8 @@ END = "<!-- workers:end -->"
 
 
 def write_section(path: str, text: str) -> None:
-    """Replace this script's section of `path` (appended at the end if missing), keeping
-    everything else byte for byte."""
-    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
-
-    def splice(old: str) -> str:
-        b = old.find(BEGIN)
-        e = old.find(END, b + len(BEGIN)) if b >= 0 else -1
-        if b >= 0 and e >= 0:
-            return old[:b] + section + old[e + len(END):]
-        if old.strip():
-            return old.rstrip("\n") + "\n\n" + section + "\n"
-        return section + "\n"
-
-    rewrite_file(path, splice)
+    """Replace this script's section of `path`."""
+    benchlib_write_section(path, text, BEGIN, END)
 
 
 def main() -> int:
