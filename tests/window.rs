@@ -122,6 +122,48 @@ fn the_window_runs_failures_and_saves_a_screenshot() {
 }
 
 #[test]
+fn a_screenshot_that_cannot_be_saved_is_one_error_and_exit_2() {
+    let work = tempfile::tempdir().expect("tmp");
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    // Refused before any window opens: no display is needed.
+    for (shot, says) in [
+        (work.path().join("missing/x.png"), "does not exist"),
+        (work.path().to_path_buf(), "that is a folder"),
+    ] {
+        let out = app()
+            .arg(dir.path())
+            .arg("--screenshot")
+            .arg(&shot)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .expect("poolscope runs");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+    }
+    // A write that fails once the window is up: reported once, exit 2.
+    let x = Xvfb::start();
+    let out = app()
+        .arg(dir.path())
+        .arg("--screenshot")
+        .arg("/dev/full")
+        .env("DISPLAY", &x.display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_DATA_HOME", work.path())
+        .output()
+        .expect("poolscope runs");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("cannot save the screenshot").count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn closing_the_window_kills_the_run_and_keeps_its_records() {
     let x = Xvfb::start();
     let work = tempfile::tempdir().expect("tmp");

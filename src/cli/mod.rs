@@ -196,15 +196,21 @@ fn open_app(dir: Option<PathBuf>, screenshot: Option<PathBuf>, run: bool) -> Res
             d.display()
         )));
     }
+    if let Some(path) = &screenshot {
+        crate::gui::check_screenshot_path(path).map_err(Failure::bad_input)?;
+    }
     crate::gui::run(crate::gui::Launch {
         dir,
         screenshot,
         run,
     })
     .map(|()| exit::OK)
-    .map_err(|message| Failure {
-        code: exit::TASKS_FAILED,
-        message,
+    .map_err(|failed| match failed {
+        crate::gui::Failed::Window(message) => Failure {
+            code: exit::TASKS_FAILED,
+            message,
+        },
+        crate::gui::Failed::Screenshot(message) => Failure::bad_input(message),
     })
 }
 

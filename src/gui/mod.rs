@@ -57,7 +57,20 @@ pub struct Launch {
 }
 
 /// Open the window and run the app until it is closed.
-pub fn run(launch: Launch) -> Result<(), String> {
+pub use screenshot::check_path as check_screenshot_path;
+
+/// Why the app ended badly.
+#[derive(Debug)]
+pub enum Failed {
+    /// The window could not open.
+    Window(String),
+    /// `--screenshot` could not be saved.
+    Screenshot(String),
+}
+
+pub fn run(launch: Launch) -> Result<(), Failed> {
+    let saved = screenshot::Saved::default();
+    let plan_saved = std::sync::Arc::clone(&saved);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("poolscope")
@@ -69,13 +82,17 @@ pub fn run(launch: Launch) -> Result<(), String> {
     eframe::run_native(
         "poolscope",
         options,
-        Box::new(move |cc| Ok(Box::new(Window::new(cc, launch)))),
+        Box::new(move |cc| Ok(Box::new(Window::new(cc, launch, plan_saved)))),
     )
     .map_err(|e| {
-        format!(
+        Failed::Window(format!(
             "cannot open the window ({e}); is there a display (DISPLAY or WAYLAND_DISPLAY)? Without one, use `poolscope run DIR`"
-        )
-    })
+        ))
+    })?;
+    match saved.lock().map(|s| s.clone()) {
+        Ok(Some(Err(e))) => Err(Failed::Screenshot(e)),
+        _ => Ok(()),
+    }
 }
 
 /// The app in a native window.
@@ -85,7 +102,7 @@ struct Window {
 }
 
 impl Window {
-    fn new(cc: &eframe::CreationContext<'_>, launch: Launch) -> Self {
+    fn new(cc: &eframe::CreationContext<'_>, launch: Launch, saved: screenshot::Saved) -> Self {
         let settings: Settings = cc
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
@@ -93,7 +110,7 @@ impl Window {
         let mut app = PoolscopeApp::new(settings, launch.dir.as_deref());
         let screenshot = launch
             .screenshot
-            .map(|path| screenshot::Plan::new(path, launch.run));
+            .map(|path| screenshot::Plan::new(path, launch.run, saved));
         if launch.run {
             app.apply(Command::Run);
         }

@@ -11,24 +11,27 @@ const SETTLE_FRAMES: u32 = 10;
 /// Give up on a run that has not finished after this long.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
+/// The outcome of the save, once the screenshot callback has run: the window's owner
+/// reads it after the window closed.
+pub type Saved = Arc<Mutex<Option<Result<(), String>>>>;
+
 pub struct Plan {
     path: PathBuf,
     pub run: bool,
     frames: u32,
     started: Instant,
-    /// Set by the screenshot callback: the save's outcome.
-    saved: Arc<Mutex<Option<Result<(), String>>>>,
+    saved: Saved,
     requested: bool,
 }
 
 impl Plan {
-    pub fn new(path: PathBuf, run: bool) -> Self {
+    pub fn new(path: PathBuf, run: bool, saved: Saved) -> Self {
         Plan {
             path,
             run,
             frames: 0,
             started: Instant::now(),
-            saved: Arc::default(),
+            saved,
             requested: false,
         }
     }
@@ -36,11 +39,7 @@ impl Plan {
     /// Called once per frame.
     pub fn step(&mut self, ctx: &egui::Context, running: bool) {
         self.frames += 1;
-        let saved = self.saved.lock().map(|s| s.clone()).unwrap_or(None);
-        if let Some(result) = saved {
-            if let Err(e) = result {
-                eprintln!("error: {e}");
-            }
+        if self.saved.lock().is_ok_and(|s| s.is_some()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return;
         }
@@ -61,6 +60,30 @@ impl Plan {
         }
         ctx.request_repaint_after(Duration::from_millis(100));
     }
+}
+
+/// Why the screenshot cannot be saved at `path`, before any window opens: its folder
+/// must exist, and `path` must not be a folder.
+pub fn check_path(path: &std::path::Path) -> Result<(), String> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "cannot save the screenshot to {}: the folder {} does not exist; create it first, or give another path",
+            path.display(),
+            folder.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "cannot save the screenshot to {}: that is a folder; give a file name such as {}",
+            path.display(),
+            path.join("window.png").display()
+        ));
+    }
+    Ok(())
 }
 
 /// Write `image` as an 8-bit RGBA PNG.
