@@ -380,6 +380,78 @@ fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
 }
 
 #[test]
+fn a_new_folder_starts_the_benchmark_tab_afresh_with_its_own_worker_counts() {
+    let first = task_dir("[each]\nrange = [1, 2]\ncmd = [\"true\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(first.path()));
+    let mut h = harness(app);
+    h.run();
+    let cores = poolscope::monitor::core_count();
+    // Worker counts offered: 1, the cores and the manifest's workers, each once, in order.
+    let offered = |text: &str| -> Vec<usize> {
+        text.split(',')
+            .map(|n| n.parse().expect("a number"))
+            .collect()
+    };
+    let expected = |manifest: Option<usize>| {
+        let mut counts = std::collections::BTreeSet::from([1, cores]);
+        counts.extend(manifest);
+        if counts.len() == 1 {
+            // Still two counts to compare.
+            counts.insert(2);
+        }
+        counts.into_iter().collect::<Vec<usize>>()
+    };
+    assert_eq!(offered(&h.state().bench.workers), expected(None));
+    h.get_by_label("Benchmark").click();
+    h.run();
+    h.get_by_label("Worker counts")
+        .set_text_value_accesskit("1");
+    h.get_by_label("Runs").set_value_accesskit(1.0);
+    h.run();
+    h.get_by_label("Run benchmark").click();
+    h.run_steps(2);
+    run_to_end(&mut h);
+    assert!(
+        h.state().bench.report.is_some(),
+        "the first folder's results"
+    );
+    let second = task_dir("[pool]\nworkers = 5\n[each]\nrange = [1, 2]\ncmd = [\"true\"]\n");
+    h.state_mut().open(second.path());
+    h.run();
+    assert!(
+        h.state().bench.report.is_none(),
+        "no results of another folder"
+    );
+    assert_eq!(offered(&h.state().bench.workers), expected(Some(5)));
+    assert!(
+        h.query_by_label_contains("Karp–Flatt").is_none(),
+        "the old table is gone"
+    );
+}
+
+#[test]
+fn a_new_run_follows_the_live_edge_again_after_a_zoom() {
+    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    run_to_end(&mut h);
+    assert!(h.state().follows_live_edge());
+    h.get_by_label("Follow live edge").click();
+    h.run();
+    assert!(
+        !h.state().follows_live_edge(),
+        "switched off, as a zoom does"
+    );
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    assert!(h.state().follows_live_edge(), "the new run is followed");
+    run_to_end(&mut h);
+}
+
+#[test]
 fn persistent_workers_show_stable_pids_and_recycles() {
     let dir = task_dir(
         "[pool]\nworkers = 1\nmax_tasks_per_worker = 3\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 7]\n",

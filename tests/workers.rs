@@ -359,7 +359,7 @@ fn tiny_tasks_all_reach_the_records() {
         .as_array()
         .expect("events")
         .iter()
-        .filter(|e| e["ph"] == "X")
+        .filter(|e| e["ph"] == "X" && e["pid"] == 1)
         .count();
     assert_eq!(bars, 100_000, "every item is on the timeline");
     assert_eq!(worker_pids(&s).len(), 2, "two workers did it all");

@@ -251,6 +251,20 @@ fn load_average() -> Option<[f64; 3]> {
     Some([it.next()??, it.next()??, it.next()??])
 }
 
+/// The worker counts a benchmark takes when none are given: 1 (the serial run), the
+/// number of cores, and the manifest's `workers` if it says; each once, smallest first,
+/// and at least two.
+pub fn default_workers(manifest: Option<usize>) -> Vec<usize> {
+    let mut counts = vec![1, crate::monitor::core_count().max(1)];
+    counts.extend(manifest);
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() == 1 {
+        counts.push(2);
+    }
+    counts
+}
+
 /// Parse worker counts: `1,2,4,8`, ranges `1..=16`, `2..4` (end excluded) and `1-4`.
 pub fn parse_workers(text: &str) -> Result<Vec<usize>, String> {
     let bad = |item: &str| {

@@ -52,11 +52,10 @@ fn worker_list(text: &str) -> Result<WorkerList, String> {
 pub fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     let dir = taskdir::load(&args.dir).map_err(Failure::bad_input)?;
     let config = args.pool.or(&dir.pool).resolve();
-    let workers = args.workers.clone().map(|w| w.0).unwrap_or_else(|| {
-        let mut w = vec![1, crate::monitor::core_count()];
-        w.dedup();
-        w
-    });
+    let workers = args
+        .workers
+        .clone()
+        .map_or_else(|| bench::default_workers(dir.pool.workers), |w| w.0);
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = rundir::stamp(std::time::SystemTime::now());
         dir.root.join(".poolscope").join("bench").join(stamp)

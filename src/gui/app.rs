@@ -84,6 +84,11 @@ impl PoolscopeApp {
         }
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let session = Session::open(&path);
+        let workers = session
+            .loaded
+            .as_ref()
+            .ok()
+            .and_then(|dir| dir.pool.workers);
         if let Ok(dir) = &session.loaded {
             self.form = PoolForm::from_settings(&dir.pool);
             self.settings.remember(&path);
@@ -91,6 +96,8 @@ impl PoolscopeApp {
         self.session = Some(session);
         self.output = None;
         self.message = None;
+        self.timeline = TimelineView::default();
+        self.bench.reset(workers);
     }
 
     /// Show a run that is over, from its events (the open directory's, or `path`'s).
@@ -101,6 +108,11 @@ impl PoolscopeApp {
         if let Some(s) = &mut self.session {
             s.add_finished(events);
         }
+    }
+
+    /// Whether the timeline keeps the live edge in view (until a zoom or a pan).
+    pub fn follows_live_edge(&self) -> bool {
+        self.timeline.follow
     }
 
     /// The run on display.
@@ -217,6 +229,8 @@ impl PoolscopeApp {
             self.message = Some(e);
         }
         self.output = None;
+        // A new run is watched from its start, whatever the last one's zoom.
+        self.timeline = TimelineView::default();
     }
 
     /// Draw the app into `ui` (the whole window).

@@ -27,6 +27,8 @@ struct Job {
     messages: Receiver<JobMsg>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Started for a folder no longer open: its runs and results are not shown.
+    discard: bool,
 }
 
 /// State of the Benchmark panel.
@@ -42,13 +44,8 @@ pub struct BenchPanel {
 
 impl Default for BenchPanel {
     fn default() -> Self {
-        let cores = crate::monitor::core_count();
         BenchPanel {
-            workers: if cores > 1 {
-                format!("1,{cores}")
-            } else {
-                "1,2".to_string()
-            },
+            workers: default_workers(None),
             runs: 3,
             warmup: 0,
             job: None,
@@ -58,7 +55,29 @@ impl Default for BenchPanel {
     }
 }
 
+/// The worker counts first offered, as [`bench::default_workers`] gives them.
+pub fn default_workers(manifest: Option<usize>) -> String {
+    let counts: Vec<String> = bench::default_workers(manifest)
+        .iter()
+        .map(usize::to_string)
+        .collect();
+    counts.join(",")
+}
+
 impl BenchPanel {
+    /// Start over for a newly opened folder whose manifest asks for `workers`: its own
+    /// default worker counts, no results. A benchmark still going on for the folder
+    /// before stops after its current run, unseen.
+    pub fn reset(&mut self, workers: Option<usize>) {
+        self.stop();
+        if let Some(job) = &mut self.job {
+            job.discard = true;
+        }
+        self.workers = default_workers(workers);
+        self.report = None;
+        self.error = None;
+    }
+
     pub fn is_running(&self) -> bool {
         self.job.is_some()
     }
@@ -117,6 +136,7 @@ impl BenchPanel {
                     messages,
                     stop,
                     thread: Some(thread),
+                    discard: false,
                 });
             }
             Err(e) => self.error = Some(format!("cannot start the benchmark: {e}")),
@@ -128,6 +148,9 @@ impl BenchPanel {
         let Some(job) = &mut self.job else { return };
         let mut finished = None;
         while let Ok(msg) = job.messages.try_recv() {
+            if job.discard && !matches!(msg, JobMsg::Finished(_)) {
+                continue;
+            }
             match msg {
                 JobMsg::Progress(Progress::Starting {
                     workers,
@@ -147,8 +170,10 @@ impl BenchPanel {
             if let Some(thread) = job.thread.take() {
                 let _ = thread.join();
             }
+            let discard = job.discard;
             self.job = None;
             match result {
+                _ if discard => {}
                 Ok(report) => self.report = Some(report),
                 Err(e) => self.error = Some(e),
             }
