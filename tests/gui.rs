@@ -144,6 +144,48 @@ fn a_run_without_a_success_shows_no_speed_up_and_says_why() {
 }
 
 #[test]
+fn the_load_report_has_the_main_area_until_the_first_run_and_the_tabs_stay_put() {
+    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 3]\ncmd = [\"echo\", \"{}\"]\n");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    let pool = h.get_by_label("Pool").rect();
+    let tasks = h.get_by_label("3 tasks").rect();
+    assert!(
+        tasks.left() > pool.right(),
+        "before the first run the load report is in the main area: {tasks:?} vs {pool:?}"
+    );
+    let before = h.get_by_label("Timeline").rect();
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    run_to_end(&mut h);
+    let after = h.get_by_label("Timeline").rect();
+    assert!(
+        (before.top() - after.top()).abs() < 0.5 && (before.left() - after.left()).abs() < 2.0,
+        "the tab bar moved when the run started: {before:?} to {after:?}"
+    );
+    let tasks = h.get_by_label("3 tasks").rect();
+    assert!(
+        tasks.left() < pool.right(),
+        "after a run the load report is beside the pool form"
+    );
+    // The timeline says what its colours mean and how to zoom.
+    for name in ["running", "ok", "failed", "timed out", "cancelled"] {
+        h.get_by_label(name);
+    }
+    h.get_by_label_contains("Ctrl+wheel zooms");
+    // The pool form's field and the workers table's heading.
+    assert_eq!(h.query_all_by_label("Workers").count(), 2);
+    h.get_by_label("Benchmark").click();
+    h.run();
+    assert_eq!(
+        h.query_all_by_label("Workers").count(),
+        1,
+        "the benchmark tab gets the whole area, without the workers table"
+    );
+}
+
+#[test]
 fn a_manifest_error_is_shown_in_place_with_its_line() {
     let dir = task_dir("[pool]\nworkers = 2\nwokers = 3\n");
     let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
@@ -244,7 +286,7 @@ fn per_core_lanes_show_one_lane_per_core() {
     h.run_steps(2);
     assert!(h.state().is_running(), "F5 starts a run");
     run_to_end(&mut h);
-    h.get_by_label("2 lanes, one per worker slot");
+    h.get_by_label_contains("2 lanes, one per worker slot");
     h.get_by_label("CPU cores").click();
     h.run();
     let cores = poolscope::monitor::core_count();
@@ -360,6 +402,12 @@ fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
     h.get_by_label("Run benchmark").click();
     h.run_steps(2);
     assert!(h.state().is_running());
+    // Progress while it runs.
+    let progress = wait_for(Duration::from_secs(30), || {
+        h.step();
+        h.query_by_label_contains("of 4 runs)").is_some()
+    });
+    assert!(progress, "no progress shown while the benchmark runs");
     run_to_end(&mut h);
     let report = h.state().bench.report.clone().expect("a report");
     let workers: Vec<usize> = report.settings.iter().map(|s| s.workers).collect();

@@ -349,8 +349,11 @@ impl PoolscopeApp {
                 ui.label("Open one with Open… (Ctrl+O), drop a folder on the window, or pick a recent one.");
                 return;
             };
-            load_report::ui(ui, session);
-            ui.separator();
+            // Before the first run the load report has the main area; then it moves here.
+            if !session.runs.is_empty() {
+                load_report::ui(ui, session, 220.0);
+                ui.separator();
+            }
             ui.heading("Pool");
             let can_run = session.loaded.is_ok();
             let running = session.is_running();
@@ -368,7 +371,23 @@ impl PoolscopeApp {
             return;
         };
         let run = session.current();
-        if let Some(run) = run {
+        let failures = run.map_or(0, |r| {
+            r.state
+                .attempts
+                .iter()
+                .filter(|a| a.outcome.is_failure())
+                .count()
+        });
+        // The tabs first, so that they stay in place when a run starts.
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, Tab::Timeline, "Timeline");
+            ui.selectable_value(&mut self.tab, Tab::Cores, "Cores");
+            ui.selectable_value(&mut self.tab, Tab::Errors, format!("Errors ({failures})"));
+            ui.selectable_value(&mut self.tab, Tab::Benchmark, "Benchmark");
+        });
+        if let Some(run) = run
+            && self.tab != Tab::Benchmark
+        {
             ui.heading("Workers");
             let rows = run.state.slots.len() as f32 + 1.0;
             let height = (rows * 24.0 + 8.0).min(ui.available_height() * 0.4);
@@ -377,19 +396,6 @@ impl PoolscopeApp {
             });
             ui.separator();
         }
-        let failures = run.map_or(0, |r| {
-            r.state
-                .attempts
-                .iter()
-                .filter(|a| a.outcome.is_failure())
-                .count()
-        });
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut self.tab, Tab::Timeline, "Timeline");
-            ui.selectable_value(&mut self.tab, Tab::Cores, "Cores");
-            ui.selectable_value(&mut self.tab, Tab::Errors, format!("Errors ({failures})"));
-            ui.selectable_value(&mut self.tab, Tab::Benchmark, "Benchmark");
-        });
         let command = match (self.tab, run) {
             (Tab::Benchmark, _) => {
                 let can_run = session.loaded.is_ok() && !session.is_running();
@@ -399,11 +405,14 @@ impl PoolscopeApp {
                 None
             }
             (_, None) => {
-                ui.centered_and_justified(|ui| {
-                    ui.weak(
-                        "Press Run (F5) to start the pool; workers, timeline and cores show here.",
-                    );
-                });
+                ui.weak("Press Run (F5) to start the pool; workers, timeline and cores show here.");
+                ui.separator();
+                // Room under the task list for the ignored files' line and the notes.
+                let tasks_height = (ui.available_height() - 160.0).max(220.0);
+                egui::ScrollArea::vertical()
+                    .id_salt("load report")
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| load_report::ui(ui, session, tasks_height));
                 None
             }
             (Tab::Timeline, Some(run)) => {

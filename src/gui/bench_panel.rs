@@ -29,6 +29,11 @@ struct Job {
     thread: Option<JoinHandle<()>>,
     /// Started for a folder no longer open: its runs and results are not shown.
     discard: bool,
+    /// The run going on, as `4 workers, run 2 of 3`, and how many have started.
+    now: Option<(String, usize)>,
+    started: usize,
+    /// Runs in all, warm-ups included.
+    planned: usize,
 }
 
 /// State of the Benchmark panel.
@@ -107,6 +112,7 @@ impl BenchPanel {
             output_cap: DEFAULT_FILE_CAP,
             guardian: std::env::current_exe().ok(),
         };
+        let planned = plan.workers.len() * (plan.runs + plan.warmup);
         let (tx, messages) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let stop_flag = Arc::clone(&stop);
@@ -137,6 +143,9 @@ impl BenchPanel {
                     stop,
                     thread: Some(thread),
                     discard: false,
+                    now: None,
+                    started: 0,
+                    planned,
                 });
             }
             Err(e) => self.error = Some(format!("cannot start the benchmark: {e}")),
@@ -160,6 +169,11 @@ impl BenchPanel {
                 }) => {
                     let kind = if warmup { "warm-up" } else { "run" };
                     session.add_fed(format!("{workers} workers, {kind} {run}/{of}"));
+                    job.started += 1;
+                    job.now = Some((
+                        format!("{workers} workers, {kind} {run} of {of}"),
+                        job.started,
+                    ));
                 }
                 JobMsg::Progress(Progress::Event(event)) => session.feed(&event),
                 JobMsg::Progress(Progress::Done(_)) => {}
@@ -224,6 +238,11 @@ impl BenchPanel {
         match &self.report {
             Some(report) => show_report(ui, report),
             None if self.is_running() => {
+                if let Some(job) = &self.job
+                    && let Some((now, n)) = &job.now
+                {
+                    ui.label(format!("Now: {now} ({n} of {} runs)", job.planned));
+                }
                 ui.label("Each run shows live in the Timeline and Cores tabs; the results appear here when all runs are done.");
             }
             None => {

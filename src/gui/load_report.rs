@@ -5,7 +5,9 @@ use egui::Ui;
 
 use super::session::Session;
 
-pub fn ui(ui: &mut Ui, session: &Session) {
+/// The report of `session`'s directory; its task list takes at most `tasks_height`
+/// points, and scrolls.
+pub fn ui(ui: &mut Ui, session: &Session, tasks_height: f32) {
     let dir = match &session.loaded {
         Ok(dir) => dir,
         Err(error) => {
@@ -41,7 +43,7 @@ pub fn ui(ui: &mut Ui, session: &Session) {
                 + 2.0 * ui.spacing().item_spacing.y;
             egui::ScrollArea::vertical()
                 .id_salt("tasks")
-                .max_height(220.0)
+                .max_height(tasks_height)
                 .show_rows(ui, row, dir.tasks.len(), |ui, rows| {
                     for t in &dir.tasks[rows] {
                         let command = dir.shown_command(t);

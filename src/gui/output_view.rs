@@ -19,6 +19,9 @@ pub struct OutputView {
     pub stream: Stream,
     /// What the saved file said, once read (files do not change after the attempt).
     cached: Option<(Stream, String)>,
+    /// Not drawn yet: egui lays a new window out on its first frame and shows it on the
+    /// next, which must come without waiting for input.
+    fresh: bool,
 }
 
 impl OutputView {
@@ -27,11 +30,15 @@ impl OutputView {
             key,
             stream,
             cached: None,
+            fresh: true,
         }
     }
 
     /// Show the window; false once the user closed it.
     pub fn show(&mut self, ctx: &egui::Context, state: &RunState) -> bool {
+        if std::mem::take(&mut self.fresh) {
+            ctx.request_repaint();
+        }
         let mut open = true;
         let title = format!(
             "Output of {} (attempt {})",

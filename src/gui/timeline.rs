@@ -6,7 +6,7 @@ use egui_plot::{Plot, PlotPoint};
 
 use super::Command;
 use super::bars::LaneBars;
-use super::lanes::{Bar, core_bars, hit};
+use super::lanes::{Bar, BarKind, core_bars, hit};
 use super::session::RunView;
 use crate::event::{AttemptKey, Stream};
 use crate::state::RunState;
@@ -39,7 +39,11 @@ impl TimelineView {
             ui.selectable_value(per_core, true, "CPU cores");
             ui.separator();
             ui.toggle_value(&mut self.follow, "Follow live edge")
-                .on_hover_text("Keep the whole run in view as it grows");
+                .on_hover_text(
+                    "Keep the whole run in view as it grows (a zoom or a pan turns it off)",
+                );
+            ui.separator();
+            legend(ui);
         });
         let kind = if *per_core {
             LaneKind::Cores
@@ -47,10 +51,14 @@ impl TimelineView {
             LaneKind::Slots
         };
         let state = &run.state;
+        let hint = "Ctrl+wheel zooms, drag pans";
         ui.weak(match kind {
-            LaneKind::Slots => format!("{} lanes, one per worker slot", run.lanes.slots.len()),
+            LaneKind::Slots => format!(
+                "{} lanes, one per worker slot · {hint}",
+                run.lanes.slots.len()
+            ),
             LaneKind::Cores => format!(
-                "{} lanes, one per CPU core: a task shows on a core while it runs there, sampled {} times a second from /proc",
+                "{} lanes, one per CPU core: a task shows while it runs there (sampled {} times a second) · {hint}",
                 state.core_spans.len(),
                 crate::monitor::PLACEMENT_HZ
             ),
@@ -86,6 +94,8 @@ impl TimelineView {
             .allow_zoom([true, false])
             .allow_drag([true, false])
             .allow_scroll([true, false])
+            // A double click would also be two clicks, each opening an output.
+            .allow_double_click_reset(false)
             .show_grid([true, false])
             .y_axis_min_width(52.0)
             .x_axis_label("seconds since the run started")
@@ -256,5 +266,22 @@ fn running_at(
             let c = slot.current.as_ref()?;
             (value.x >= span.start.as_secs_f64() && value.x <= now).then_some(c.key)
         }
+    }
+}
+
+/// What the bars' colours mean.
+fn legend(ui: &mut Ui) {
+    let dark = ui.visuals().dark_mode;
+    for (kind, name) in [
+        (BarKind::Running, "running"),
+        (BarKind::Ok, "ok"),
+        (BarKind::Failed, "failed"),
+        (BarKind::TimedOut, "timed out"),
+        (BarKind::Cancelled, "cancelled"),
+    ] {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter()
+            .rect_filled(rect, 2.0, super::bars::color(kind, dark));
+        ui.label(name);
     }
 }
