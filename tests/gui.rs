@@ -500,6 +500,38 @@ fn a_new_run_follows_the_live_edge_again_after_a_zoom() {
 }
 
 #[test]
+fn a_persistent_worker_between_items_is_ready_with_its_memory_shown() {
+    // Two workers, a long item and a short one: once the short one is done, its worker
+    // waits, loaded, until the run ends.
+    let dir = task_dir(
+        "[pool]\nworkers = 2\n[worker]\npython = \"work.py:f\"\n[each]\ninputs = [\"3\", \"0.1\"]\n",
+    );
+    std::fs::write(
+        dir.path().join("work.py"),
+        "import time\ndef f(x):\n    time.sleep(float(x))\n    return x\n",
+    )
+    .expect("write work.py");
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    h.get_by_label("▶ Run").click();
+    let idle_slot = |h: &Harness<'static, PoolscopeApp>| {
+        let state = h.state().current_state()?;
+        let idle = state.slots.iter().position(|s| s.current.is_none())?;
+        let ready = state.live_worker(idle + 1)?.ready.is_some();
+        (ready && state.slots[idle].rss > 0).then_some(idle)
+    };
+    let seen = wait_for(Duration::from_secs(20), || {
+        h.step();
+        idle_slot(&h).is_some()
+    });
+    assert!(seen, "the waiting worker's memory was never shown");
+    h.run_steps(2);
+    h.get_by_label("ready");
+    run_to_end(&mut h);
+}
+
+#[test]
 fn persistent_workers_show_stable_pids_and_recycles() {
     let dir = task_dir(
         "[pool]\nworkers = 1\nmax_tasks_per_worker = 3\n[worker]\npython = \"work.py:f\"\n[each]\nrange = [1, 7]\n",

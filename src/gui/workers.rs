@@ -55,6 +55,21 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                                     ui.weak("–");
                                 }
                             }
+                            None if state.end.is_none()
+                                && state.live_worker(i + 1).is_some_and(|w| w.ready.is_some()) =>
+                            {
+                                // A persistent worker between items: loaded, waiting.
+                                ui.label("ready");
+                                ui.monospace(
+                                    state
+                                        .live_worker(i + 1)
+                                        .map_or("–".to_string(), |w| w.pid.to_string()),
+                                );
+                                ui.weak("–");
+                                ui.weak("–");
+                                ui.label(format!("{:.0}", slot.cpu_percent));
+                                ui.label(bytes(slot.rss));
+                            }
                             None => {
                                 ui.weak(if state.end.is_some() { "done" } else { "idle" });
                                 ui.weak(slot.last_pid.map_or("–".to_string(), |p| p.to_string()));

@@ -18,7 +18,7 @@ use crossbeam_channel::{Receiver, Select};
 use super::clock::RunClock;
 use super::launcher::{LaunchMsg, Launcher};
 use crate::config::{Halt, PoolConfig};
-use crate::event::{AttemptKey, AttemptRecord, Control, Event, Outcome, SkipReason};
+use crate::event::{AttemptKey, AttemptRecord, Control, Event, Outcome, SkipReason, WorkerChange};
 use crate::monitor::{Sample, Watched};
 use crate::task::Task;
 use kill::KillReason;
@@ -90,6 +90,8 @@ pub struct Scheduler<'e, L: Launcher> {
     emit: Box<dyn FnMut(Event) + 'e>,
     clock: RunClock,
     watched: Option<Watched>,
+    /// Each slot's live persistent worker: watched by the monitor between items too.
+    worker_pids: BTreeMap<usize, u32>,
     idle: Option<Box<dyn FnMut() + 'e>>,
     /// When `idle` was last called.
     last_idle: Instant,
@@ -124,6 +126,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
             emit,
             clock,
             watched: None,
+            worker_pids: BTreeMap::new(),
             idle: None,
             last_idle: Instant::now(),
             queue: queue.into_iter().map(|i| (i, 1)).collect(),
@@ -301,12 +304,30 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
                 pid,
                 at,
                 change,
-            } => (self.emit)(Event::Worker {
-                slot,
-                pid,
-                at,
-                change,
-            }),
+            } => {
+                match change {
+                    WorkerChange::Started => {
+                        self.worker_pids.insert(slot, pid);
+                    }
+                    WorkerChange::Exited { .. } => {
+                        self.worker_pids.remove(&slot);
+                    }
+                    WorkerChange::Ready => {}
+                }
+                let idle = slot
+                    .checked_sub(1)
+                    .and_then(|i| self.slots.get(i))
+                    .is_some_and(|s| s.current.is_none());
+                if idle {
+                    self.set_watched(slot, None);
+                }
+                (self.emit)(Event::Worker {
+                    slot,
+                    pid,
+                    at,
+                    change,
+                })
+            }
             LaunchMsg::Panicked(panic) => super::panics::resume(panic),
         }
     }
@@ -468,11 +489,13 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         self.stopping = Some(Stopping::Stopped);
     }
 
+    /// Have the monitor watch `pid` for `slot` (the attempt running there), or, without
+    /// one, the slot's live persistent worker, if any.
     fn set_watched(&mut self, slot: usize, pid: Option<u32>) {
         let Some(watched) = &self.watched else { return };
         let mut list = watched.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|(s, _)| *s != slot);
-        if let Some(pid) = pid {
+        if let Some(pid) = pid.or_else(|| self.worker_pids.get(&slot).copied()) {
             list.push((slot, pid));
         }
     }
