@@ -29,6 +29,20 @@ pub fn color(kind: BarKind, dark: bool) -> Color32 {
     }
 }
 
+/// A persistent worker's life on its slot's lane, seconds from the run's start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Life {
+    pub lane: usize,
+    pub started: f64,
+    pub ready: Option<f64>,
+    pub exited: Option<f64>,
+    /// Gone with exit status 0; else (a crash, a kill) its end is marked in red.
+    pub clean_exit: bool,
+}
+
+/// A worker starting: a band under its lane until it is ready.
+pub const STARTING: Color32 = Color32::from_rgb(171, 71, 188);
+
 /// Lanes of bars, one lane per row from the top.
 pub struct LaneBars<'a> {
     base: PlotItemBase,
@@ -37,6 +51,8 @@ pub struct LaneBars<'a> {
     pub running: Vec<(usize, f64, String)>,
     /// The live edge: where running bars end.
     pub now: f64,
+    /// Persistent workers' lives, drawn under the bars of their lanes.
+    pub lives: Vec<Life>,
     /// Label of a bar (task name) by its index.
     pub label: &'a dyn Fn(&Bar) -> String,
     pub dark: bool,
@@ -49,6 +65,7 @@ impl<'a> LaneBars<'a> {
             lanes,
             running: Vec::new(),
             now: 0.0,
+            lives: Vec::new(),
             label,
             dark,
         }
@@ -134,8 +151,44 @@ fn label(ui: &Ui, rect: Rect, text: &str, shapes: &mut Vec<Shape>) {
     shapes.push(Shape::galley(pos, galley, Color32::WHITE));
 }
 
+impl LaneBars<'_> {
+    /// A worker's life: a thin band along the bottom of its lane while it lives (thicker,
+    /// in [`STARTING`], until it is ready), and a tick where it ended, red unless it left
+    /// cleanly.
+    fn draw_life(&self, transform: &PlotTransform, life: &Life, shapes: &mut Vec<Shape>) {
+        let end = life.exited.unwrap_or(self.now).max(life.started);
+        let row = Self::lane_rect(transform, life.lane, life.started, end);
+        let band = |top: f32, rect: Rect| {
+            Rect::from_min_max(egui::pos2(rect.min.x, rect.max.y - top), rect.max)
+        };
+        let alive = Color32::from_gray(if self.dark { 110 } else { 150 });
+        shapes.push(Shape::rect_filled(band(3.0, row), 0.0, alive));
+        let ready = life.ready.unwrap_or(end).min(end);
+        let starting = Self::lane_rect(transform, life.lane, life.started, ready);
+        let starting = starting.with_max_x(starting.max.x.max(starting.min.x + 2.0));
+        shapes.push(Shape::rect_filled(band(7.0, starting), 0.0, STARTING));
+        if life.exited.is_some() {
+            let colour = if life.clean_exit {
+                alive
+            } else {
+                color(BarKind::Failed, self.dark)
+            };
+            shapes.push(Shape::line_segment(
+                [
+                    egui::pos2(row.max.x, row.min.y),
+                    egui::pos2(row.max.x, row.max.y),
+                ],
+                Stroke::new(2.0, colour),
+            ));
+        }
+    }
+}
+
 impl PlotItem for LaneBars<'_> {
     fn shapes(&self, ui: &Ui, transform: &PlotTransform, shapes: &mut Vec<Shape>) {
+        for life in &self.lives {
+            self.draw_life(transform, life, shapes);
+        }
         for (lane, bars) in self.lanes.iter().enumerate() {
             self.draw_lane(ui, transform, lane, bars, shapes);
         }

@@ -5,7 +5,7 @@ use egui::Ui;
 use egui_plot::{Plot, PlotPoint};
 
 use super::Command;
-use super::bars::LaneBars;
+use super::bars::{LaneBars, Life};
 use super::lanes::{Bar, BarKind, core_bars, hit};
 use super::session::RunView;
 use crate::event::{AttemptKey, Stream};
@@ -79,6 +79,9 @@ impl TimelineView {
         let mut item = LaneBars::new(lanes.clone(), &names, ui.visuals().dark_mode);
         item.now = state.elapsed().as_secs_f64();
         item.running = running_bars(state, kind);
+        if kind == LaneKind::Slots {
+            item.lives = lives(state);
+        }
         let lane_count = lanes.len().max(1);
         let lane_name = match kind {
             LaneKind::Slots => "slot",
@@ -269,6 +272,21 @@ fn running_at(
     }
 }
 
+/// The persistent workers' lives, on their slots' lanes.
+fn lives(state: &RunState) -> Vec<Life> {
+    state
+        .workers
+        .iter()
+        .map(|w| Life {
+            lane: w.slot.saturating_sub(1),
+            started: w.started.as_secs_f64(),
+            ready: w.ready.map(|t| t.as_secs_f64()),
+            exited: w.exited.map(|t| t.as_secs_f64()),
+            clean_exit: w.clean_exit,
+        })
+        .collect()
+}
+
 /// What the bars' colours mean.
 fn legend(ui: &mut Ui) {
     let dark = ui.visuals().dark_mode;
@@ -284,4 +302,10 @@ fn legend(ui: &mut Ui) {
             .rect_filled(rect, 2.0, super::bars::color(kind, dark));
         ui.label(name);
     }
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+    ui.painter().rect_filled(rect, 2.0, super::bars::STARTING);
+    ui.label("worker starting").on_hover_text(
+        "A persistent worker's start-up, under its slot's lane; then a grey line under the \
+         lane while it lives, and a tick where it ended (red if it crashed or was killed)",
+    );
 }

@@ -62,6 +62,9 @@ pub struct WorkerLife {
     pub items: usize,
     /// Why it went away, and how its process ended.
     pub exit: Option<String>,
+    /// It went away with exit status 0 (asked to leave, or recycled), not by a crash or
+    /// a kill.
+    pub clean_exit: bool,
 }
 
 /// A stretch of time one slot's task spent on one core.
@@ -280,6 +283,7 @@ impl RunState {
                 exited: None,
                 items: 0,
                 exit: None,
+                clean_exit: false,
             }),
             WorkerChange::Ready => {
                 if let Some(w) = self.worker_life(pid) {
@@ -290,6 +294,7 @@ impl RunState {
                 if let Some(w) = self.worker_life(pid) {
                     w.exited = Some(at);
                     w.exit = Some(format!("{why} ({})", outcome.describe()));
+                    w.clean_exit = outcome.is_success();
                 }
             }
         }

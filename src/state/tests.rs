@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::config::PoolConfig;
-use crate::event::{RunInfo, SlotLoad, TaskInfo};
+use crate::event::{RunInfo, SlotLoad, TaskInfo, WorkerChange};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -349,4 +349,48 @@ fn an_item_started_again_on_a_fresh_worker_is_busy_once() {
         .collect();
     assert_eq!(counts, [(0, 1), (20, 0)]);
     assert_eq!(s.slots[0].last_pid, Some(202));
+}
+
+#[test]
+fn worker_lives_keep_their_start_readiness_and_how_they_ended() {
+    let worker = |pid: u32, at: u64, change: WorkerChange| Event::Worker {
+        slot: 1,
+        pid,
+        at: ms(at),
+        change,
+    };
+    let s = fold(&[
+        info(2, 1, 1),
+        worker(7, 0, WorkerChange::Started),
+        worker(7, 150, WorkerChange::Ready),
+        worker(
+            7,
+            400,
+            WorkerChange::Exited {
+                outcome: Outcome::Signaled { signal: 9 },
+                why: "died on an item".into(),
+            },
+        ),
+        worker(8, 400, WorkerChange::Started),
+        worker(8, 520, WorkerChange::Ready),
+        worker(
+            8,
+            900,
+            WorkerChange::Exited {
+                outcome: OK,
+                why: "the run ended".into(),
+            },
+        ),
+    ]);
+    let lives: Vec<_> = s
+        .slot_workers(1)
+        .map(|w| (w.pid, w.started, w.ready, w.exited, w.clean_exit))
+        .collect();
+    assert_eq!(
+        lives,
+        [
+            (7, ms(0), Some(ms(150)), Some(ms(400)), false),
+            (8, ms(400), Some(ms(520)), Some(ms(900)), true),
+        ]
+    );
 }
