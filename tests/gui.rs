@@ -299,6 +299,11 @@ fn per_core_lanes_show_one_lane_per_core() {
         .filter(|spans| !spans.is_empty())
         .count();
     assert!(busy_cores >= 1, "the placement samples put tasks on cores");
+    // The Cores tab: per core, and the machine with the pool's share apart.
+    h.get_by_label("Cores").click();
+    h.run();
+    h.get_by_label_contains("CPU utilization per core");
+    h.get_by_label_contains("the part of it the pool's processes used");
 }
 
 #[test]

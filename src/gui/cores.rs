@@ -1,4 +1,5 @@
-//! Per-core utilization over the run, with the number of running tasks over it.
+//! Per-core utilization over the run, with the number of running tasks over it; under it,
+//! the whole machine's CPU with the pool's own share of it apart.
 
 use egui::Ui;
 use egui_plot::{Legend, Line, Plot, PlotPoints};
@@ -15,7 +16,9 @@ pub fn ui(ui: &mut Ui, run: &RunView) {
         "CPU utilization per core, sampled 4 times a second; the dashed line is the share of the {} worker slots running a task.",
         state.slots.len()
     ));
+    let height = ui.available_height();
     Plot::new("cores")
+        .height(height * 0.6)
         .legend(Legend::default())
         .include_y(0.0)
         .include_y(100.0)
@@ -50,6 +53,57 @@ pub fn ui(ui: &mut Ui, run: &RunView) {
                 Line::new("tasks running", PlotPoints::from(thin(steps)))
                     .style(egui_plot::LineStyle::dashed_loose())
                     .width(2.0),
+            );
+        });
+    machine_and_pool(ui, state);
+}
+
+/// The machine's CPU (all cores, in percent of the machine) as an area, and inside it the
+/// part the pool's processes used: what is left above the pool is the rest of the machine.
+fn machine_and_pool(ui: &mut Ui, state: &crate::state::RunState) {
+    let cores = state.cores.usage.len().max(1) as f64;
+    ui.label(format!(
+        "The whole machine's CPU ({} cores = 100 %), and the part of it the pool's processes used; the rest is other programs.",
+        state.cores.usage.len()
+    ));
+    let machine: Vec<[f64; 2]> = state
+        .cores
+        .times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let sum: f64 = state
+                .cores
+                .usage
+                .iter()
+                .map(|series| f64::from(series.get(i).copied().unwrap_or(0.0)))
+                .sum();
+            [t.as_secs_f64(), sum / cores]
+        })
+        .collect();
+    let pool: Vec<[f64; 2]> = state
+        .pool_cpu
+        .iter()
+        .map(|(t, cpu)| [t.as_secs_f64(), (f64::from(*cpu) / cores).min(100.0)])
+        .collect();
+    Plot::new("machine-and-pool")
+        .legend(Legend::default())
+        .include_y(0.0)
+        .include_y(100.0)
+        .allow_zoom([true, false])
+        .allow_drag([true, false])
+        .y_axis_label("% of the machine")
+        .x_axis_label("seconds since the run started")
+        .show(ui, |plot_ui| {
+            plot_ui.line(
+                Line::new("whole machine", PlotPoints::from(thin(machine)))
+                    .fill(0.0)
+                    .color(egui::Color32::from_gray(140)),
+            );
+            plot_ui.line(
+                Line::new("the pool's processes", PlotPoints::from(thin(pool)))
+                    .fill(0.0)
+                    .color(egui::Color32::from_rgb(66, 133, 244)),
             );
         });
 }

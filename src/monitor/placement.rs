@@ -17,7 +17,16 @@ struct Proc {
     ticks_before: u64,
     /// In state R (running or runnable) at the last read.
     running: bool,
+    /// `cpu_ticks` counted into the last load sample.
+    ticks_loaded: u64,
     rss_pages: u64,
+}
+
+impl Proc {
+    /// CPU ticks since the last load sample.
+    fn unloaded_ticks(&self) -> u64 {
+        self.cpu_ticks.saturating_sub(self.ticks_loaded)
+    }
 }
 
 /// The processes of each running slot: its main process and, refreshed on slow ticks,
@@ -25,9 +34,10 @@ struct Proc {
 #[derive(Debug, Default)]
 pub struct ProcessTable {
     procs: BTreeMap<u32, Proc>,
-    /// CPU ticks per slot at the previous load sample, and when.
-    last_load: Option<(Instant, BTreeMap<usize, u64>)>,
-    /// Ticks of processes that ended since the last load sample, per slot.
+    /// When the previous load sample was taken.
+    last_load: Option<Instant>,
+    /// Ticks of processes that ended since the last load sample, not counted in it yet,
+    /// per slot.
     gone_ticks: BTreeMap<usize, u64>,
 }
 
@@ -44,7 +54,7 @@ impl ProcessTable {
             .procs
             .values()
             .filter(|p| !slots.contains_key(&p.slot))
-            .map(|p| (p.slot, p.cpu_ticks))
+            .map(|p| (p.slot, p.unloaded_ticks()))
             .collect();
         for (slot, ticks) in ticks_of_gone {
             *self.gone_ticks.entry(slot).or_default() += ticks;
@@ -68,7 +78,7 @@ impl ProcessTable {
         }
         for pid in dead {
             if let Some(p) = self.procs.remove(&pid) {
-                *self.gone_ticks.entry(p.slot).or_default() += p.cpu_ticks;
+                *self.gone_ticks.entry(p.slot).or_default() += p.unloaded_ticks();
             }
         }
     }
@@ -87,6 +97,7 @@ impl ProcessTable {
                     cpu_ticks: 0,
                     ticks_before: 0,
                     running: false,
+                    ticks_loaded: 0,
                     rss_pages: 0,
                 },
             );
@@ -121,38 +132,33 @@ impl ProcessTable {
             .collect()
     }
 
-    /// CPU% and RSS per slot since the previous call.
+    /// CPU% (of one core) and RSS per slot since the previous call: the CPU ticks each
+    /// process gained since then, those of processes that ended included, so that a task
+    /// that ends and the next that starts on the slot are both counted. The first call
+    /// gives 0 % (no interval yet).
     pub fn loads(&mut self) -> Vec<SlotLoad> {
         let now = Instant::now();
         let mut ticks: BTreeMap<usize, u64> = std::mem::take(&mut self.gone_ticks);
         let mut rss: BTreeMap<usize, u64> = BTreeMap::new();
-        for p in self.procs.values() {
-            *ticks.entry(p.slot).or_default() += p.cpu_ticks;
+        for p in self.procs.values_mut() {
+            *ticks.entry(p.slot).or_default() += p.unloaded_ticks();
+            p.ticks_loaded = p.cpu_ticks;
             *rss.entry(p.slot).or_default() += p.rss_pages;
         }
         let page = page_size();
         let hz = clock_ticks();
-        let loads = rss
+        let dt = self
+            .last_load
+            .map(|then| now.duration_since(then).as_secs_f64().max(1e-3));
+        self.last_load = Some(now);
+        ticks
             .iter()
-            .map(|(&slot, &pages)| {
-                let cpu_percent = match &self.last_load {
-                    Some((then, before)) => {
-                        let dt = now.duration_since(*then).as_secs_f64().max(1e-3);
-                        let delta =
-                            ticks[&slot].saturating_sub(before.get(&slot).copied().unwrap_or(0));
-                        (delta as f64 / hz / dt * 100.0) as f32
-                    }
-                    None => 0.0,
-                };
-                SlotLoad {
-                    slot,
-                    cpu_percent,
-                    rss: pages * page,
-                }
+            .map(|(&slot, &gained)| SlotLoad {
+                slot,
+                cpu_percent: dt.map_or(0.0, |dt| (gained as f64 / hz / dt * 100.0) as f32),
+                rss: rss.get(&slot).copied().unwrap_or(0) * page,
             })
-            .collect();
-        self.last_load = Some((now, ticks));
-        loads
+            .collect()
     }
 }
 
@@ -343,6 +349,40 @@ mod tests {
         let _ = (sleeper.wait(), spinner.wait());
         assert!(placed.contains(&spinning), "{placed:?}");
         assert!(!placed.contains(&sleeping), "{placed:?}");
+    }
+
+    #[test]
+    fn a_slot_whose_task_changes_is_counted_for_both() {
+        let spin = || {
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .expect("spawn sh")
+        };
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut table = ProcessTable::default();
+        let mut first = spin();
+        table.refresh(&[(1, first.id())], false);
+        let _ = table.loads();
+        // The first task spins long enough to gain more ticks than the next will.
+        for _ in 0..3 {
+            pause();
+            table.refresh(&[(1, first.id())], false);
+        }
+        let _ = table.loads();
+        let _ = (first.kill(), first.wait());
+        // A load sample between the two tasks, while the slot runs nothing.
+        table.refresh(&[], false);
+        let _ = table.loads();
+        let mut next = spin();
+        table.refresh(&[(1, next.id())], false);
+        pause();
+        table.refresh(&[(1, next.id())], false);
+        let loads = table.loads();
+        let _ = (next.kill(), next.wait());
+        let slot = loads.iter().find(|l| l.slot == 1).expect("slot 1's load");
+        // One core busy the whole interval; shared with other tests, so not all of it.
+        assert!(slot.cpu_percent > 30.0, "{loads:?}");
     }
 
     #[test]

@@ -157,6 +157,9 @@ pub struct RunState {
     open_spans: Vec<Option<CoreSpan>>,
     /// Tasks running after each change: (time, count).
     pub busy: Vec<(Duration, u32)>,
+    /// CPU of the pool's processes (tasks and persistent workers) at each load sample, in
+    /// percent of one core, summed over the slots.
+    pub pool_cpu: Vec<(Duration, f32)>,
     /// Every persistent worker of the run, in the order they started.
     pub workers: Vec<WorkerLife>,
     /// Records that could not be written in full, in the order they were found.
@@ -225,6 +228,10 @@ impl RunState {
                         s.cpu_percent = load.cpu_percent;
                         s.rss = load.rss;
                     }
+                }
+                if !loads.is_empty() {
+                    let total = loads.iter().map(|l| l.cpu_percent).sum();
+                    self.pool_cpu.push((*at, total));
                 }
                 self.place(*at, placements);
             }

@@ -394,3 +394,27 @@ fn worker_lives_keep_their_start_readiness_and_how_they_ended() {
         ]
     );
 }
+
+#[test]
+fn the_pools_cpu_is_the_sum_of_its_slots_at_each_load_sample() {
+    let load = |at: u64, loads: &[(usize, f32)]| Event::Placement {
+        at: ms(at),
+        placements: vec![],
+        loads: loads
+            .iter()
+            .map(|&(slot, cpu_percent)| SlotLoad {
+                slot,
+                cpu_percent,
+                rss: 1 << 20,
+            })
+            .collect(),
+    };
+    let s = fold(&[
+        info(2, 2, 2),
+        load(250, &[(1, 90.0), (2, 60.0)]),
+        // A sample without loads (a fast tick) adds nothing.
+        load(300, &[]),
+        load(500, &[(2, 100.0)]),
+    ]);
+    assert_eq!(s.pool_cpu, [(ms(250), 150.0), (ms(500), 100.0)]);
+}
