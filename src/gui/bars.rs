@@ -90,13 +90,14 @@ impl<'a> LaneBars<'a> {
         let (x0, x1) = (bounds.min()[0], bounds.max()[0]);
         let row = Self::lane_rect(transform, lane, x0, x1);
         let ok = color(BarKind::Ok, self.dark);
-        let mut merged: Option<(f32, f32)> = None;
+        // A run of merged bars: its left and right edges and how many bars it holds.
+        let mut merged: Option<(f32, f32, usize)> = None;
         let mut last_tick = f32::NEG_INFINITY;
         for bar in visible(bars, x0, x1) {
             let left = transform.position_from_point_x(bar.start);
             let right = transform.position_from_point_x(bar.end);
             if right - left >= MIN_BAR_PX {
-                flush(&mut merged, row, ok, shapes);
+                flush(ui, &mut merged, row, ok, shapes);
                 // A 1-px gap shows where one attempt ends and the next begins.
                 let right = if right - left > 4.0 {
                     right - 1.0
@@ -111,10 +112,14 @@ impl<'a> LaneBars<'a> {
                 continue;
             }
             match &mut merged {
-                Some((_, b)) if left <= *b + 1.0 => *b = b.max(right),
+                // Gaps under MIN_BAR_PX are below what a lane can show: one density run.
+                Some((_, b, n)) if left <= *b + MIN_BAR_PX => {
+                    *b = b.max(right);
+                    *n += 1;
+                }
                 _ => {
-                    flush(&mut merged, row, ok, shapes);
-                    merged = Some((left, right));
+                    flush(ui, &mut merged, row, ok, shapes);
+                    merged = Some((left, right, 1));
                 }
             }
             if bar.kind != BarKind::Ok && left.floor() != last_tick {
@@ -126,15 +131,25 @@ impl<'a> LaneBars<'a> {
                 ));
             }
         }
-        flush(&mut merged, row, ok, shapes);
+        flush(ui, &mut merged, row, ok, shapes);
     }
 }
 
-/// Draw the pending merged run, at least 1 px wide, under any failure ticks drawn after.
-fn flush(merged: &mut Option<(f32, f32)>, row: Rect, ok: Color32, shapes: &mut Vec<Shape>) {
-    if let Some((a, b)) = merged.take() {
+/// Draw the pending merged run, at least 1 px wide, under any failure ticks drawn after;
+/// one wide enough says how many bars it holds.
+fn flush(
+    ui: &Ui,
+    merged: &mut Option<(f32, f32, usize)>,
+    row: Rect,
+    ok: Color32,
+    shapes: &mut Vec<Shape>,
+) {
+    if let Some((a, b, n)) = merged.take() {
         let rect = Rect::from_x_y_ranges(a..=b.max(a + 1.0), row.y_range());
         shapes.push(Shape::rect_filled(rect, 0.0, ok));
+        if n > 1 && rect.width() >= LABEL_PX {
+            label(ui, rect, &format!("{n} bars"), shapes);
+        }
     }
 }
 
