@@ -42,42 +42,21 @@ SPIN = "i=0; while [ $i -lt {n} ]; do i=$((i+1)); done"
 # About 1 s of one core each for a dash loop of 800,000 rounds on this machine.
 SPIN_ROUNDS = 800_000
 
-MANIFEST = f"""
-[pool]
-workers = 3
-
-[[task]]
-name = "spin-1"
-sh = "{SPIN.format(n=SPIN_ROUNDS)}"
-
-[[task]]
-name = "nap-1"
-cmd = ["sleep", "1"]
-
-[[task]]
-name = "spin-2"
-sh = "{SPIN.format(n=SPIN_ROUNDS)}"
-
-[[task]]
-name = "mixed-1"
-sh = "{SPIN.format(n=SPIN_ROUNDS // 2)}; sleep 0.5; {SPIN.format(n=SPIN_ROUNDS // 2)}"
-
-[[task]]
-name = "nap-2"
-cmd = ["sleep", "1"]
-
-[[task]]
-name = "spin-3"
-sh = "{SPIN.format(n=SPIN_ROUNDS)}"
-
-[[task]]
-name = "mixed-2"
-sh = "{SPIN.format(n=SPIN_ROUNDS // 2)}; sleep 0.5; {SPIN.format(n=SPIN_ROUNDS // 2)}"
-
-[[task]]
-name = "nap-3"
-cmd = ["sleep", "1"]
-"""
+SPIN_1S = SPIN.format(n=SPIN_ROUNDS)
+SPIN_HALF = SPIN.format(n=SPIN_ROUNDS // 2)
+# (name, the task's key and value): CPU-bound, sleeping and mixed, interleaved.
+TASKS = [
+    ("spin-1", f'sh = "{SPIN_1S}"'),
+    ("nap-1", 'cmd = ["sleep", "1"]'),
+    ("spin-2", f'sh = "{SPIN_1S}"'),
+    ("mixed-1", f'sh = "{SPIN_HALF}; sleep 0.5; {SPIN_HALF}"'),
+    ("nap-2", 'cmd = ["sleep", "1"]'),
+    ("spin-3", f'sh = "{SPIN_1S}"'),
+    ("mixed-2", f'sh = "{SPIN_HALF}; sleep 0.5; {SPIN_HALF}"'),
+    ("nap-3", 'cmd = ["sleep", "1"]'),
+]
+MANIFEST = "[pool]\nworkers = 3\n" + "".join(
+    f'\n[[task]]\nname = "{name}"\n{line}\n' for name, line in TASKS)
 
 SWITCH = re.compile(
     r"\[(\d+)\]\s+([\d.]+):.*prev_pid=(\d+).*==> next_comm=.* next_pid=(\d+)")

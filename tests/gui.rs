@@ -26,6 +26,29 @@ fn run_to_end(h: &mut Harness<'static, PoolscopeApp>) {
     h.run();
 }
 
+/// The app on a new task directory holding `manifest` and `files` (name, text), drawn
+/// once; the directory lives as long as the returned guard.
+fn app_on(
+    manifest: &str,
+    files: &[(&str, &str)],
+) -> (tempfile::TempDir, Harness<'static, PoolscopeApp>) {
+    let dir = task_dir(manifest);
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write a task file");
+    }
+    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
+    let mut h = harness(app);
+    h.run();
+    (dir, h)
+}
+
+/// Press Run and draw frames until the run has ended.
+fn run_once(h: &mut Harness<'static, PoolscopeApp>) {
+    h.get_by_label("▶ Run").click();
+    h.run_steps(2);
+    run_to_end(h);
+}
+
 const MIXED: &str = r#"
 [pool]
 workers = 3
@@ -98,10 +121,10 @@ fn load_configure_run_and_read_the_panels() {
 
 #[test]
 fn after_kill_the_status_line_counts_cancelled_and_skipped_tasks_apart() {
-    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 6]\ncmd = [\"sleep\", \"30\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_dir, mut h) = app_on(
+        "[pool]\nworkers = 2\n[each]\nrange = [1, 6]\ncmd = [\"sleep\", \"30\"]\n",
+        &[],
+    );
     h.get_by_label("▶ Run").click();
     let started = wait_for(Duration::from_secs(30), || {
         h.step();
@@ -128,13 +151,11 @@ fn after_kill_the_status_line_counts_cancelled_and_skipped_tasks_apart() {
 
 #[test]
 fn a_run_without_a_success_shows_no_speed_up_and_says_why() {
-    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 4]\ncmd = [\"false\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    run_to_end(&mut h);
+    let (_dir, mut h) = app_on(
+        "[pool]\nworkers = 2\n[each]\nrange = [1, 4]\ncmd = [\"false\"]\n",
+        &[],
+    );
+    run_once(&mut h);
     h.get_by_label("4/4 ended:");
     h.get_by_label("4 failed");
     let withheld = h.get_by_label("speed-up –");
@@ -145,10 +166,10 @@ fn a_run_without_a_success_shows_no_speed_up_and_says_why() {
 
 #[test]
 fn the_load_report_has_the_main_area_until_the_first_run_and_the_tabs_stay_put() {
-    let dir = task_dir("[pool]\nworkers = 2\n[each]\nrange = [1, 3]\ncmd = [\"echo\", \"{}\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_dir, mut h) = app_on(
+        "[pool]\nworkers = 2\n[each]\nrange = [1, 3]\ncmd = [\"echo\", \"{}\"]\n",
+        &[],
+    );
     let pool = h.get_by_label("Pool").rect();
     let tasks = h.get_by_label("3 tasks").rect();
     assert!(
@@ -156,9 +177,7 @@ fn the_load_report_has_the_main_area_until_the_first_run_and_the_tabs_stay_put()
         "before the first run the load report is in the main area: {tasks:?} vs {pool:?}"
     );
     let before = h.get_by_label("Timeline").rect();
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    run_to_end(&mut h);
+    run_once(&mut h);
     let after = h.get_by_label("Timeline").rect();
     assert!(
         (before.top() - after.top()).abs() < 0.5 && (before.left() - after.left()).abs() < 2.0,
@@ -187,10 +206,7 @@ fn the_load_report_has_the_main_area_until_the_first_run_and_the_tabs_stay_put()
 
 #[test]
 fn a_manifest_error_is_shown_in_place_with_its_line() {
-    let dir = task_dir("[pool]\nworkers = 2\nwokers = 3\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_dir, mut h) = app_on("[pool]\nworkers = 2\nwokers = 3\n", &[]);
     h.get_by_label("This directory cannot run:");
     let error = h.get_by_label_contains("poolscope.toml:3:1");
     assert!(format!("{error:?}").contains("wokers"));
@@ -237,17 +253,10 @@ fn a_worker_module_that_cannot_load_is_shown_with_its_traceback() {
 
 #[test]
 fn a_misspelt_worker_function_is_shown_in_the_load_report_and_nothing_runs() {
-    let dir = task_dir(
+    let (_dir, mut h) = app_on(
         "[pool]\nworkers = 1\n[worker]\npython = \"work.py:proc\"\n[each]\nrange = [1, 3]\n",
+        &[("work.py", "def process(x):\n    return x\n")],
     );
-    std::fs::write(
-        dir.path().join("work.py"),
-        "def process(x):\n    return x\n",
-    )
-    .expect("write work.py");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
     h.get_by_label("This directory cannot run:");
     h.get_by_label_contains("names a function work.py does not have; did you mean `process`?");
     h.get_by_label("▶ Run").click();
@@ -276,12 +285,10 @@ fn the_records_folder_is_not_in_the_apps_load_report() {
 
 #[test]
 fn per_core_lanes_show_one_lane_per_core() {
-    let dir = task_dir(
+    let (_dir, mut h) = app_on(
         "[pool]\nworkers = 2\n\n[each]\nrange = [1, 4]\nsh = \"i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done\"\n",
+        &[],
     );
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
     h.key_press(egui::Key::F5);
     h.run_steps(2);
     assert!(h.state().is_running(), "F5 starts a run");
@@ -308,10 +315,7 @@ fn per_core_lanes_show_one_lane_per_core() {
 
 #[test]
 fn runs_repeat_and_stay_selectable() {
-    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_dir, mut h) = app_on("[[task]]\ncmd = [\"true\"]\n", &[]);
     for _ in 0..2 {
         h.get_by_label("▶ Run").click();
         h.run_steps(2);
@@ -392,10 +396,7 @@ fn closing_the_app_kills_the_run_and_keeps_its_records() {
 
 #[test]
 fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
-    let dir = task_dir("[each]\nrange = [1, 4]\ncmd = [\"sleep\", \"0.1\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_dir, mut h) = app_on("[each]\nrange = [1, 4]\ncmd = [\"sleep\", \"0.1\"]\n", &[]);
     h.get_by_label("Benchmark").click();
     h.run();
     h.get_by_label("Worker counts")
@@ -434,10 +435,7 @@ fn the_benchmark_panel_runs_each_worker_count_and_shows_the_table() {
 
 #[test]
 fn a_new_folder_starts_the_benchmark_tab_afresh_with_its_own_worker_counts() {
-    let first = task_dir("[each]\nrange = [1, 2]\ncmd = [\"true\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(first.path()));
-    let mut h = harness(app);
-    h.run();
+    let (_first, mut h) = app_on("[each]\nrange = [1, 2]\ncmd = [\"true\"]\n", &[]);
     let cores = poolscope::monitor::core_count();
     // Worker counts offered: 1, the cores and the manifest's workers, each once, in order.
     let offered = |text: &str| -> Vec<usize> {
@@ -484,13 +482,8 @@ fn a_new_folder_starts_the_benchmark_tab_afresh_with_its_own_worker_counts() {
 
 #[test]
 fn a_new_run_follows_the_live_edge_again_after_a_zoom() {
-    let dir = task_dir("[[task]]\ncmd = [\"true\"]\n");
-    let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
-    let mut h = harness(app);
-    h.run();
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    run_to_end(&mut h);
+    let (_dir, mut h) = app_on("[[task]]\ncmd = [\"true\"]\n", &[]);
+    run_once(&mut h);
     assert!(h.state().follows_live_edge());
     h.get_by_label("Follow live edge").click();
     h.run();
@@ -549,9 +542,7 @@ fn persistent_workers_show_stable_pids_and_recycles() {
     let app = PoolscopeApp::new(Settings::default(), Some(dir.path()));
     let mut h = harness(app);
     h.run();
-    h.get_by_label("▶ Run").click();
-    h.run_steps(2);
-    run_to_end(&mut h);
+    run_once(&mut h);
     let state = h.state().current_state().expect("a run").clone();
     let pids: Vec<u32> = state.slot_workers(1).map(|w| w.pid).collect();
     assert_eq!(pids.len(), 3, "7 items, 3 per worker: {pids:?}");
