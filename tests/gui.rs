@@ -176,6 +176,12 @@ fn the_load_report_has_the_main_area_until_the_first_run_and_the_tabs_stay_put()
         tasks.left() > pool.right(),
         "before the first run the load report is in the main area: {tasks:?} vs {pool:?}"
     );
+    // The Benchmark tab takes the main area: the load report stays beside the form.
+    h.get_by_label("Benchmark").click();
+    h.run();
+    assert!(h.get_by_label("3 tasks").rect().left() < pool.right());
+    h.get_by_label("Timeline").click();
+    h.run();
     let before = h.get_by_label("Timeline").rect();
     run_once(&mut h);
     let after = h.get_by_label("Timeline").rect();

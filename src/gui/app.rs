@@ -349,8 +349,9 @@ impl PoolscopeApp {
                 ui.label("Open one with Open… (Ctrl+O), drop a folder on the window, or pick a recent one.");
                 return;
             };
-            // Before the first run the load report has the main area; then it moves here.
-            if !session.runs.is_empty() {
+            // Before the first run the load report has the main area (but in the Benchmark
+            // tab); then it moves here.
+            if !session.runs.is_empty() || self.tab == Tab::Benchmark {
                 load_report::ui(ui, session, 220.0);
                 ui.separator();
             }
