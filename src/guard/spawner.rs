@@ -364,8 +364,8 @@ fn exec_child(
     // SAFETY: std and nix place no descriptor on a given number but through `dup2` on an
     // `OwnedFd` of that number, which this process does not own yet. Each one is first
     // copied above every target, so that no `dup2` overwrites a descriptor still to be
-    // placed. The guardian ignores some signals; a task starts with default handlers and
-    // nothing blocked. nix's `execve` would allocate its pointer arrays in the guardian's
+    // placed. The guardian ignores some signals and std handles others; a task starts
+    // with default handlers and nothing blocked. nix's `execve` would allocate its pointer arrays in the guardian's
     // memory, never to be freed: `argv` and `envp` are null-terminated arrays of pointers
     // into `request`, alive until the guardian resumes after this `exec`.
     unsafe {
@@ -379,7 +379,15 @@ fn exec_child(
             ok = ok && libc::dup2(fd, target as RawFd) >= 0;
         }
         if ok {
-            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+            // std's own SIGSEGV and SIGBUS handlers too: a fault here is the child's.
+            for sig in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGPIPE,
+                libc::SIGSEGV,
+                libc::SIGBUS,
+            ] {
                 libc::signal(sig, libc::SIG_DFL);
             }
             let _ = SigSet::empty().thread_set_mask();

@@ -216,7 +216,14 @@ impl PoolscopeApp {
             self.message = Some("Open a task directory first (Ctrl+O).".to_string());
             return;
         };
-        if session.is_running() || self.bench.is_running() {
+        if session.is_running() {
+            return;
+        }
+        if self.bench.is_running() {
+            self.message = Some(
+                "A benchmark is still running (it stops after its current run); wait for it, or press Stop."
+                    .to_string(),
+            );
             return;
         }
         let waker = self.ctx.clone().map(|ctx| live_waker(ctx, LIVE_FRAME));

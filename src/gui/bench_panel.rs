@@ -237,6 +237,9 @@ impl BenchPanel {
         }
         match &self.report {
             Some(report) => show_report(ui, report),
+            None if self.job.as_ref().is_some_and(|j| j.discard) => {
+                ui.label("The benchmark of the folder opened before stops after its current run.");
+            }
             None if self.is_running() => {
                 if let Some(job) = &self.job
                     && let Some((now, n)) = &job.now

@@ -19,6 +19,8 @@ struct Proc {
     running: bool,
     /// `cpu_ticks` counted into the last load sample.
     ticks_loaded: u64,
+    /// Read at least once.
+    read: bool,
     rss_pages: u64,
 }
 
@@ -98,6 +100,7 @@ impl ProcessTable {
                     ticks_before: 0,
                     running: false,
                     ticks_loaded: 0,
+                    read: false,
                     rss_pages: 0,
                 },
             );
@@ -175,7 +178,13 @@ fn read_stat(p: &mut Proc) -> bool {
         return false;
     };
     p.core = fields.core;
-    p.ticks_before = p.cpu_ticks;
+    // At the first read there is no interval: only state R places the process.
+    p.ticks_before = if p.read {
+        p.cpu_ticks
+    } else {
+        fields.cpu_ticks
+    };
+    p.read = true;
     p.cpu_ticks = fields.cpu_ticks;
     p.running = fields.running;
     p.rss_pages = fields.rss_pages;

@@ -438,7 +438,14 @@ impl RunState {
     /// Extend or start the per-core spans from a placement sample.
     fn place(&mut self, at: Duration, placements: &[Placement]) {
         let mut occupant: Vec<Option<(usize, u32)>> = vec![None; self.open_spans.len()];
-        for p in placements {
+        // Only slots running an attempt: a persistent worker between items holds no core
+        // for a task.
+        let busy = |slot: usize| {
+            slot.checked_sub(1)
+                .and_then(|i| self.slots.get(i))
+                .is_some_and(|s| s.current.is_some())
+        };
+        for p in placements.iter().filter(|p| busy(p.slot)) {
             if let Some(o) = occupant.get_mut(p.core) {
                 o.get_or_insert((p.slot, p.pid));
             }
@@ -482,7 +489,9 @@ impl RunState {
             }
             TaskStatus::Finished { record } => record.key.attempt,
             TaskStatus::Running { attempt, .. } => *attempt,
-            _ => return None,
+            // A retry skipped by a halt or a stop: every attempt that ran has ended.
+            TaskStatus::Skipped { .. } => u32::MAX,
+            TaskStatus::Queued => return None,
         };
         if latest <= span.attempt {
             return None;
@@ -569,7 +578,8 @@ impl RunState {
                     }
                 )
             });
-        if end.interrupted || c.queued + c.running > 0 || cut_short {
+        // Cancelled tasks: stopped, killed, or cut off by a halt after a failure.
+        if end.interrupted || c.queued + c.running + c.cancelled > 0 || cut_short {
             return Err(NoSpeedup::Interrupted);
         }
         if c.ok == 0 {

@@ -274,6 +274,14 @@ fn only_a_complete_run_with_a_success_has_a_speed_up() {
         .speedup_or_why()
     };
     assert_eq!(skipped(SkipReason::Halted), Err(NoSpeedup::Interrupted));
+    // `halt = "now"` after a failure cancels what runs, with nothing left queued.
+    let halted_now = fold(&[
+        info(2, 2, 2),
+        finished(1, 1, 1, (0, 1000), OK, true),
+        finished(2, 1, 2, (0, 500), Outcome::Cancelled, true),
+        ended(1000, false),
+    ]);
+    assert_eq!(halted_now.speedup_or_why(), Err(NoSpeedup::Interrupted));
     assert_eq!(skipped(SkipReason::AlreadyDone), Ok(1.0));
     // Tasks of microseconds in a run of seconds: 0.00× would say nothing true.
     let tiny = fold(&[

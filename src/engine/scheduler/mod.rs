@@ -354,6 +354,7 @@ impl<'e, L: Launcher> Scheduler<'e, L> {
         self.make_current(slot, key);
         self.slots[slot - 1].current = None;
         self.running.remove(&key);
+        self.set_watched(slot, None);
         self.return_waiting_orders_of(slot);
         self.slots[slot - 1].resting_until = Some(now + REST);
         self.queue.push_front((key.seq - 1, key.attempt));
