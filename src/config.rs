@@ -166,18 +166,21 @@ fn retry_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
 /// A whole number of at least 0; anything else (`1e9`, `-1`, `"4"`) is refused with
 /// `expected`, which says what the key takes.
 fn whole_number<'de, D: serde::Deserializer<'de>>(d: D, expected: &str) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Whole(u64),
-        Other(serde::de::IgnoredAny),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Whole(n) => Ok(n),
-        Raw::Other(_) => Err(serde::de::Error::custom(format!(
+    match Whole::<u64>::deserialize(d)? {
+        Whole::Number(n) => Ok(n),
+        Whole::Other(_) => Err(serde::de::Error::custom(format!(
             "{expected}; write it without a decimal point or exponent, e.g. 4"
         ))),
     }
+}
+
+/// A whole number as the manifest gives it, or anything else (`1e9`, `2.5`, `"4"`), read
+/// so that the key can refuse it with a sentence of its own rather than serde's.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Whole<T> {
+    Number(T),
+    Other(serde::de::IgnoredAny),
 }
 
 /// An optional duration, as [`duration_of_toml`] reads it.

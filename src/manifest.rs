@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-use crate::config::{self, PoolSettings};
+use crate::config::{self, PoolSettings, Whole};
 
 /// The manifest as written.
 #[derive(Debug, Deserialize)]
@@ -125,20 +125,14 @@ pub struct Range {
 
 impl<'de> Deserialize<'de> for Range {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Bound {
-            Whole(i64),
-            Other(serde::de::IgnoredAny),
-        }
-        let bounds = Vec::<Bound>::deserialize(d)?;
-        if bounds.iter().any(|b| matches!(b, Bound::Other(_))) {
+        let bounds = Vec::<Whole<i64>>::deserialize(d)?;
+        if bounds.iter().any(|b| matches!(b, Whole::Other(_))) {
             return Err(serde::de::Error::custom(
                 "`range` takes two whole numbers, [first, last], written without a decimal point or exponent; write e.g. range = [1, 20]",
             ));
         }
         match bounds[..] {
-            [Bound::Whole(first), Bound::Whole(last)] => Ok(Range { first, last }),
+            [Whole::Number(first), Whole::Number(last)] => Ok(Range { first, last }),
             ref other => Err(serde::de::Error::custom(format!(
                 "`range` takes two numbers, [first, last], and this one has {}; write e.g. range = [1, 20]",
                 other.len()

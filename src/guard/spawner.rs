@@ -365,9 +365,10 @@ fn exec_child(
     // `OwnedFd` of that number, which this process does not own yet. Each one is first
     // copied above every target, so that no `dup2` overwrites a descriptor still to be
     // placed. The guardian ignores some signals and std handles others; a task starts
-    // with default handlers and nothing blocked. nix's `execve` would allocate its pointer arrays in the guardian's
-    // memory, never to be freed: `argv` and `envp` are null-terminated arrays of pointers
-    // into `request`, alive until the guardian resumes after this `exec`.
+    // with default handlers and nothing blocked. nix's `execve` would allocate its pointer
+    // arrays in the guardian's memory, never to be freed: `argv` and `envp` are
+    // null-terminated arrays of pointers into `request`, alive until the guardian resumes
+    // after this `exec`.
     unsafe {
         let mut high = [-1; MAX_FDS];
         for (copy, fd) in high.iter_mut().zip(fds) {

@@ -84,14 +84,11 @@ impl PoolscopeApp {
         }
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let session = Session::open(&path);
-        let workers = session
-            .loaded
-            .as_ref()
-            .ok()
-            .and_then(|dir| dir.pool.workers);
+        let mut workers = None;
         if let Ok(dir) = &session.loaded {
             self.form = PoolForm::from_settings(&dir.pool);
             self.settings.remember(&path);
+            workers = dir.pool.workers;
         }
         self.session = Some(session);
         self.output = None;

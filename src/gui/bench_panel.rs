@@ -29,8 +29,8 @@ struct Job {
     thread: Option<JoinHandle<()>>,
     /// Started for a folder no longer open: its runs and results are not shown.
     discard: bool,
-    /// The run going on, as `4 workers, run 2 of 3`, and how many have started.
-    now: Option<(String, usize)>,
+    /// The run going on, as `4 workers, run 2 of 3`, and how many runs have started.
+    now: Option<String>,
     started: usize,
     /// Runs in all, warm-ups included.
     planned: usize,
@@ -170,10 +170,7 @@ impl BenchPanel {
                     let kind = if warmup { "warm-up" } else { "run" };
                     session.add_fed(format!("{workers} workers, {kind} {run}/{of}"));
                     job.started += 1;
-                    job.now = Some((
-                        format!("{workers} workers, {kind} {run} of {of}"),
-                        job.started,
-                    ));
+                    job.now = Some(format!("{workers} workers, {kind} {run} of {of}"));
                 }
                 JobMsg::Progress(Progress::Event(event)) => session.feed(&event),
                 JobMsg::Progress(Progress::Done(_)) => {}
@@ -242,9 +239,12 @@ impl BenchPanel {
             }
             None if self.is_running() => {
                 if let Some(job) = &self.job
-                    && let Some((now, n)) = &job.now
+                    && let Some(now) = &job.now
                 {
-                    ui.label(format!("Now: {now} ({n} of {} runs)", job.planned));
+                    ui.label(format!(
+                        "Now: {now} ({} of {} runs)",
+                        job.started, job.planned
+                    ));
                 }
                 ui.label("Each run shows live in the Timeline and Cores tabs; the results appear here when all runs are done.");
             }

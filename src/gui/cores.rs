@@ -17,15 +17,8 @@ pub fn ui(ui: &mut Ui, run: &RunView) {
         state.slots.len()
     ));
     let height = ui.available_height();
-    Plot::new("cores")
+    percent_plot("cores", "%")
         .height(height * 0.6)
-        .legend(Legend::default())
-        .include_y(0.0)
-        .include_y(100.0)
-        .allow_zoom([true, false])
-        .allow_drag([true, false])
-        .y_axis_label("%")
-        .x_axis_label("seconds since the run started")
         .show(ui, |plot_ui| {
             for (core, series) in state.cores.usage.iter().enumerate() {
                 let points: Vec<[f64; 2]> = state
@@ -86,26 +79,30 @@ fn machine_and_pool(ui: &mut Ui, state: &crate::state::RunState) {
         .iter()
         .map(|(t, cpu)| [t.as_secs_f64(), (f64::from(*cpu) / cores).min(100.0)])
         .collect();
-    Plot::new("machine-and-pool")
+    percent_plot("machine-and-pool", "% of the machine").show(ui, |plot_ui| {
+        plot_ui.line(
+            Line::new("whole machine", PlotPoints::from(thin(machine)))
+                .fill(0.0)
+                .color(egui::Color32::from_gray(140)),
+        );
+        plot_ui.line(
+            Line::new("the pool's processes", PlotPoints::from(thin(pool)))
+                .fill(0.0)
+                .color(egui::Color32::from_rgb(66, 133, 244)),
+        );
+    });
+}
+
+/// A plot of percentages over the run's seconds, zoomed and dragged along time only.
+fn percent_plot(id: &'static str, y_label: &'static str) -> Plot<'static> {
+    Plot::new(id)
         .legend(Legend::default())
         .include_y(0.0)
         .include_y(100.0)
         .allow_zoom([true, false])
         .allow_drag([true, false])
-        .y_axis_label("% of the machine")
+        .y_axis_label(y_label)
         .x_axis_label("seconds since the run started")
-        .show(ui, |plot_ui| {
-            plot_ui.line(
-                Line::new("whole machine", PlotPoints::from(thin(machine)))
-                    .fill(0.0)
-                    .color(egui::Color32::from_gray(140)),
-            );
-            plot_ui.line(
-                Line::new("the pool's processes", PlotPoints::from(thin(pool)))
-                    .fill(0.0)
-                    .color(egui::Color32::from_rgb(66, 133, 244)),
-            );
-        });
 }
 
 /// At most [`MAX_POINTS`] points: each bucket keeps its highest point.

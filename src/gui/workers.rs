@@ -33,7 +33,10 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                     ui.end_row();
                     for (i, slot) in state.slots.iter().enumerate() {
                         ui.label(format!("{}", i + 1));
-                        let starting = state.live_worker(i + 1).is_some_and(|w| w.ready.is_none());
+                        let live = state.live_worker(i + 1);
+                        let starting = live.is_some_and(|w| w.ready.is_none());
+                        // A persistent worker between items of a live run: loaded, waiting.
+                        let waiting = live.filter(|w| w.ready.is_some() && state.end.is_none());
                         match &slot.current {
                             Some(run) => {
                                 ui.label("running");
@@ -55,15 +58,10 @@ pub fn ui(ui: &mut Ui, state: &RunState) {
                                     ui.weak("–");
                                 }
                             }
-                            None if state.end.is_none()
-                                && state.live_worker(i + 1).is_some_and(|w| w.ready.is_some()) =>
-                            {
-                                // A persistent worker between items: loaded, waiting.
+                            None if waiting.is_some() => {
                                 ui.label("ready");
                                 ui.monospace(
-                                    state
-                                        .live_worker(i + 1)
-                                        .map_or("–".to_string(), |w| w.pid.to_string()),
+                                    waiting.map_or("–".to_string(), |w| w.pid.to_string()),
                                 );
                                 ui.weak("–");
                                 ui.weak("–");

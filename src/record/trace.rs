@@ -185,13 +185,12 @@ fn cores(state: &RunState) -> Vec<TraceEvent<'_>> {
     events
 }
 
-/// A task's name, as the task directory gives it.
+/// A task's name, as the task directory gives it (`task` if unknown).
 fn task_name(state: &RunState, seq: usize) -> &str {
-    state
-        .info
-        .as_ref()
-        .and_then(|i| i.tasks.get(seq.wrapping_sub(1)))
-        .map_or("task", |t| t.name.as_str())
+    match state.task_name(seq) {
+        "" => "task",
+        name => name,
+    }
 }
 
 /// The `cat` of an attempt's events: how it ended (`running` if it had not).

@@ -437,24 +437,19 @@ impl RunState {
 
     /// Extend or start the per-core spans from a placement sample.
     fn place(&mut self, at: Duration, placements: &[Placement]) {
-        let mut occupant: Vec<Option<(usize, u32)>> = vec![None; self.open_spans.len()];
-        // Only slots running an attempt: a persistent worker between items holds no core
-        // for a task.
-        let busy = |slot: usize| {
-            slot.checked_sub(1)
-                .and_then(|i| self.slots.get(i))
-                .is_some_and(|s| s.current.is_some())
-        };
-        for p in placements.iter().filter(|p| busy(p.slot)) {
-            if let Some(o) = occupant.get_mut(p.core) {
-                o.get_or_insert((p.slot, p.pid));
+        // Per core, the first process seen there of a slot running an attempt (a
+        // persistent worker between items holds no core for a task), with that attempt.
+        let mut occupant: Vec<Option<(usize, u32, AttemptKey)>> = vec![None; self.open_spans.len()];
+        for p in placements {
+            let current = p
+                .slot
+                .checked_sub(1)
+                .and_then(|i| self.slots.get(i)?.current.as_ref());
+            if let (Some(c), Some(o)) = (current, occupant.get_mut(p.core)) {
+                o.get_or_insert((p.slot, p.pid, c.key));
             }
         }
-        for (core, seen) in occupant.into_iter().enumerate() {
-            let current = seen.and_then(|(slot, pid)| {
-                let key = self.slots.get(slot.checked_sub(1)?)?.current.as_ref()?.key;
-                Some((slot, pid, key))
-            });
+        for (core, current) in occupant.into_iter().enumerate() {
             let open = &mut self.open_spans[core];
             match (open.as_mut(), current) {
                 (Some(span), Some((slot, _, key)))
